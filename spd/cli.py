@@ -1,0 +1,95 @@
+"""Command-line entry points of the training core: spd-decompose and spd-train-target."""
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from spd.config import Config
+from spd.config_loading import ConfigError, load_config
+from spd.run import resolve_device, run_decomposition
+from spd.run_dir import runs_root
+
+DECOMPOSE_EXAMPLES = """
+\b
+Examples:
+  spd-decompose tms_5-2                                  # a registry experiment
+  spd-decompose my_config.yaml --out runs/my_run
+  spd-decompose tms_5-2 --set steps=2000 --set seed=3   # dotted overrides, YAML values
+  spd-decompose tms_5-2 --set 'target_module_patterns=[[linear1, 10], [linear2, 30]]'
+  spd-decompose tms_5-2 --out runs/x --resume           # continue a killed run
+  spd-decompose --schema > spd-config.schema.json       # JSON schema for editors
+"""
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@click.command(epilog=DECOMPOSE_EXAMPLES)
+@click.argument("source", required=False)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Run directory (default: $SPD_RUNS_DIR/<name>, $SPD_RUNS_DIR defaults to ./runs).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key (dotted path); the value is parsed as YAML. Repeatable.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the run directory's checkpoint; --no-resume starts over.")
+@click.option("--schema", is_flag=True, help="Print the config's JSON schema and exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def main(
+    source: str | None, out_dir: Path | None, overrides: tuple[str, ...], resume: bool,
+    schema: bool, quiet: bool,
+) -> None:
+    """Decompose a model with SPD. SOURCE is a config YAML file or an experiment name."""
+    if schema:
+        click.echo(json.dumps(Config.model_json_schema(), indent=2))
+        return
+    if source is None:
+        raise click.UsageError("give a config file or an experiment name (see --help)")
+    configure_logging()
+    try:
+        config = load_config(source, list(overrides))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    out = out_dir or runs_root() / Path(source).stem
+    summary = run_decomposition(config, out, resume=resume, progress=not quiet)
+    click.echo(f"\nRun directory: {out}")
+    click.echo(f"Summary:       {out / 'summary.json'}")
+    for figure in summary["figures"]:
+        click.echo(f"Figure:        {out / figure}")
+    click.echo("\nPer module:")
+    for path, module in summary["modules"].items():
+        fields = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in module.items() if k != "pattern")
+        click.echo(f"  {path}: {fields}")
+
+
+@click.command()
+@click.argument("source")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override.")
+def train_target_main(source: str, overrides: tuple[str, ...]) -> None:
+    """Train (or find cached) the target model of a config or experiment, and print its path.
+
+    \b
+    Example:
+      spd-train-target tms_40-10
+    """
+    configure_logging()
+    try:
+        config = load_config(source, list(overrides))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    from spd.experiment_tasks import build_task
+    from spd.target_cache import cached_target_dir
+
+    build_task(config, resolve_device(config.device))
+    target_config = getattr(config.task_config, "target", None)
+    if target_config is not None:
+        click.echo(cached_target_dir(config.task_config.task_name, target_config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

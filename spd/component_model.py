@@ -1,0 +1,153 @@
+"""The target model wrapped with the subcomponents and CI functions of its decomposed modules.
+
+The target is not copied. Forward hooks on each decomposed module replace that module's output
+with its masked components' output when a mask for it is given, so one model runs the target,
+the masked components, or any mix (e.g. one module masked at a time for layerwise losses).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spd.ci_functions import make_ci_function, reads_inner_acts
+from spd.components import Components, make_components, target_weight
+from spd.sigmoids import SIGMOIDS
+
+
+@dataclass
+class ModuleMask:
+    """What replaces one module in a forward: its components scaled by `mask` (..., C), plus the
+    delta component (W - UV) scaled by `delta_mask` (...,) when the run uses one."""
+
+    mask: Tensor
+    delta_mask: Tensor | None = None
+
+
+@dataclass
+class CausalImportances:
+    lower: dict[str, Tensor]
+    """CI in [0, 1] per module, (..., C): the masks' lower bounds."""
+    upper: dict[str, Tensor]
+    """The upper-leaky CI per module: what importance minimality penalises."""
+
+
+def module_key(path: str) -> str:
+    """ModuleDict keys cannot contain dots."""
+    return path.replace(".", "-")
+
+
+class ComponentModel(nn.Module):
+    def __init__(
+        self,
+        target: nn.Module,
+        module_to_c: dict[str, int],
+        ci_fn_type: str,
+        ci_fn_hidden_dims: list[int],
+        sigmoid_type: str,
+        use_delta_component: bool,
+        output_attr: str | None = None,
+    ):
+        super().__init__()
+        self.target = target.requires_grad_(False)
+        self.module_to_c = dict(module_to_c)
+        self.ci_fn_type = ci_fn_type
+        self.use_delta_component = use_delta_component
+        self.output_attr = output_attr
+        self.lower_sigmoid, self.upper_sigmoid = SIGMOIDS[sigmoid_type]
+        self.components = nn.ModuleDict()
+        self.ci_fns = nn.ModuleDict()
+        for path, C in self.module_to_c.items():
+            module = target.get_submodule(path)
+            weight = target_weight(module)
+            self.components[module_key(path)] = make_components(module, C)
+            self.ci_fns[module_key(path)] = make_ci_function(
+                ci_fn_type,
+                C,
+                weight.shape[1],
+                ci_fn_hidden_dims,
+                isinstance(module, nn.Embedding),
+                weight.device,
+            )
+            module.register_forward_pre_hook(partial(self._cache_input_hook, path))
+            module.register_forward_hook(partial(self._replace_output_hook, path))
+        self._active_masks: dict[str, ModuleMask] = {}
+        self._weight_deltas: dict[str, Tensor] = {}
+        self._input_cache: dict[str, Tensor] | None = None
+
+    @property
+    def module_paths(self) -> list[str]:
+        return list(self.module_to_c)
+
+    def components_of(self, path: str) -> Components:
+        return self.components[module_key(path)]  # type: ignore[return-value]
+
+    def trainable_state_dict(self) -> dict[str, Any]:
+        """Components and CI functions only: the target is frozen and rebuilt from its source."""
+        return {"components": self.components.state_dict(), "ci_fns": self.ci_fns.state_dict()}
+
+    def load_trainable_state_dict(self, state: dict[str, Any]) -> None:
+        self.components.load_state_dict(state["components"])
+        self.ci_fns.load_state_dict(state["ci_fns"])
+
+    # --- hooks
+    def _cache_input_hook(self, path: str, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if self._input_cache is not None:
+            self._input_cache[path] = args[0]
+
+    def _replace_output_hook(
+        self, path: str, module: nn.Module, args: tuple[Any, ...], output: Tensor
+    ) -> Tensor | None:
+        module_mask = self._active_masks.get(path)
+        if module_mask is None:
+            return None
+        return self.components_of(path)(
+            args[0], module_mask.mask, self._weight_deltas.get(path), module_mask.delta_mask
+        )
+
+    # --- forwards
+    def _output(self, out: Any) -> Tensor:
+        return getattr(out, self.output_attr) if self.output_attr else out
+
+    def forward(self, *args: Any, masks: dict[str, ModuleMask] | None = None, **kwargs: Any) -> Tensor:
+        """The target with each module in `masks` replaced by its masked components."""
+        self._active_masks = masks or {}
+        try:
+            return self._output(self.target(*args, **kwargs))
+        finally:
+            self._active_masks = {}
+
+    def forward_caching_inputs(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """The target's output and the input of every decomposed module."""
+        self._input_cache = {}
+        try:
+            out = self._output(self.target(*args, **kwargs))
+            return out, self._input_cache
+        finally:
+            self._input_cache = None
+
+    @contextmanager
+    def weight_deltas(self) -> Iterator[dict[str, Tensor]]:
+        """Within the block, masked forwards include the delta component W - UV."""
+        self._weight_deltas = {
+            path: target_weight(self.target.get_submodule(path)) - self.components_of(path).weight
+            for path in self.module_paths
+        } if self.use_delta_component else {}
+        try:
+            yield self._weight_deltas
+        finally:
+            self._weight_deltas = {}
+
+    def causal_importances(self, inputs: dict[str, Tensor]) -> CausalImportances:
+        lower, upper = {}, {}
+        for path in self.module_paths:
+            x = inputs[path]
+            ci_input = self.components_of(path).inner_acts(x) if reads_inner_acts(self.ci_fn_type) else x
+            pre_sigmoid = self.ci_fns[module_key(path)](ci_input)
+            lower[path] = self.lower_sigmoid(pre_sigmoid)
+            upper[path] = self.upper_sigmoid(pre_sigmoid)
+        return CausalImportances(lower=lower, upper=upper)

@@ -1,0 +1,89 @@
+"""C rank-one subcomponents of one target module: weight ≈ Σ_c U[c]ᵀ V[:, c]ᵀ.
+
+V is (d_in, C) and U is (C, d_out); the summed weight (V @ U)ᵀ has nn.Linear's (d_out, d_in)
+layout. A mask of shape (..., C) scales each subcomponent's contribution per position. The
+optional delta component is the residual W - (V @ U)ᵀ with a mask of its own, shape (...,).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def target_weight(module: nn.Module) -> Tensor:
+    """The module's weight in nn.Linear layout (d_out, d_in); embeddings give (d_emb, vocab)."""
+    if isinstance(module, nn.Linear):
+        return module.weight
+    if isinstance(module, nn.Embedding):
+        return module.weight.T
+    if type(module).__name__ == "Conv1D":  # GPT-2 stores (d_in, d_out)
+        return module.weight.T
+    raise TypeError(f"cannot decompose a {type(module).__name__}")
+
+
+class Components(nn.Module):
+    def __init__(self, target: nn.Module, C: int):
+        super().__init__()
+        weight = target_weight(target).detach()
+        d_out, d_in = weight.shape
+        self.C = C
+        self.V = nn.Parameter(torch.empty(d_in, C, device=weight.device))
+        self.U = nn.Parameter(torch.empty(C, d_out, device=weight.device))
+        bias = getattr(target, "bias", None)
+        # The target's frozen bias is shared (not copied, not saved): every masked forward adds it.
+        self.bias: Tensor | None
+        self.register_buffer(
+            "bias", bias.detach() if isinstance(bias, Tensor) else None, persistent=False
+        )
+        self.init_from_target(weight)
+
+    @torch.no_grad()
+    def init_from_target(self, weight: Tensor) -> None:
+        """Unit-norm random V columns and U rows, each U row scaled by Uᶜ·W·Vᶜ so the sum ≈ W."""
+        V = F.normalize(torch.randn_like(self.V), dim=0)
+        U = F.normalize(torch.randn_like(self.U), dim=1)
+        scale = torch.einsum("co,oi,ic->c", U, weight.to(U.dtype), V)
+        self.V.copy_(V)
+        self.U.copy_(U * scale[:, None])
+
+    @property
+    def weight(self) -> Tensor:
+        """Σ_c of the subcomponents, (d_out, d_in)."""
+        return (self.V @ self.U).T
+
+    def inner_acts(self, x: Tensor) -> Tensor:
+        """x @ V, shape (..., C): how strongly each subcomponent reads its input."""
+        return x @ self.V
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        weight_delta: Tensor | None = None,
+        delta_mask: Tensor | None = None,
+    ) -> Tensor:
+        out = (self.inner_acts(x) * mask) @ self.U
+        if weight_delta is not None and delta_mask is not None:
+            out = out + delta_mask.unsqueeze(-1) * self.delta_out(x, weight_delta)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def delta_out(self, x: Tensor, weight_delta: Tensor) -> Tensor:
+        return x @ weight_delta.T
+
+
+class EmbeddingComponents(Components):
+    """For nn.Embedding: the input is token ids, so x @ V becomes a row lookup V[ids]."""
+
+    def inner_acts(self, x: Tensor) -> Tensor:
+        return self.V[x]
+
+    def delta_out(self, x: Tensor, weight_delta: Tensor) -> Tensor:
+        return weight_delta.T[x]
+
+
+def make_components(target: nn.Module, C: int) -> Components:
+    if isinstance(target, nn.Embedding):
+        return EmbeddingComponents(target, C)
+    return Components(target, C)

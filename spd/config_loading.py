@@ -1,0 +1,92 @@
+"""Loading configs from YAML files or experiment names, with dotted `key=value` overrides.
+
+The orchestrator builds every job's config with these same functions, so a config that loads
+here is exactly what a job runs.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from spd.config import Config
+from spd.registry import EXPERIMENTS
+
+
+class ConfigError(ValueError):
+    """A config that cannot be loaded, with a message meant for the user."""
+
+
+def load_raw_config(source: str | Path) -> dict[str, Any]:
+    """The YAML dict of a config file, or of a registry experiment given by name."""
+    path = EXPERIMENTS[str(source)].config_path if str(source) in EXPERIMENTS else Path(source)
+    if not path.exists():
+        raise ConfigError(
+            f"{source!s} is neither a config file nor an experiment ({', '.join(EXPERIMENTS)})"
+        )
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a YAML mapping")
+    return data
+
+
+def set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> dict[str, Any]:
+    """A copy of `data` with `a.b.c` set to value; missing intermediate mappings are created."""
+    head, _, rest = dotted_key.partition(".")
+    out = dict(data)
+    if not rest:
+        out[head] = value
+        return out
+    inner = out.get(head) or {}
+    if not isinstance(inner, dict):
+        raise ConfigError(f"cannot set {dotted_key!r}: {head!r} is not a mapping")
+    out[head] = set_dotted(inner, rest, value)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'losses.importance_minimality.coeff=1e-3' -> (key, 0.001); the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    return key.strip(), yaml.safe_load(value)
+
+
+def set_pattern_c(data: dict[str, Any], field: str, pattern: str, c: Any) -> dict[str, Any]:
+    """A copy of `data` with the C of one `[pattern, C]` entry of `field` replaced."""
+    entries = data.get(field) or []
+    patterns = [entry[0] for entry in entries if isinstance(entry, list | tuple)]
+    if pattern not in patterns:
+        raise ConfigError(
+            f"pattern {pattern!r} is not in {field}; the config has: {', '.join(patterns) or 'none'}"
+        )
+    out = dict(data)
+    out[field] = [[p, c] if p == pattern else [p, old] for p, old in entries]
+    return out
+
+
+def validate_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "config"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        lines.append(f"  {where}: {message}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def load_config(source: str | Path, overrides: list[str] | None = None) -> Config:
+    data = load_raw_config(source)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        data = set_dotted(data, key, value)
+    return validate_config(data)

@@ -1,0 +1,53 @@
+"""The TMS task: a frozen trained target and sparse-feature inputs."""
+
+from pathlib import Path
+
+import torch
+
+from spd.experiments.tms.model import TMSModel
+from spd.experiments.tms.task_config import TMSTaskConfig
+from spd.experiments.tms.train_target import train_tms_target
+from spd.sparse_features import sample_sparse_features
+from spd.target_cache import load_or_train_target
+from spd.tasks import Task
+
+PROBE_VALUE = 0.75
+"""Value of the single active feature in the probe inputs used for CI-per-feature metrics."""
+
+
+def load_tms_target(
+    task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
+) -> TMSModel:
+    target_config = task_config.target
+    if pretrained_model_path is not None:
+        state = torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
+    else:
+        state = load_or_train_target(
+            "tms", target_config, lambda: train_tms_target(target_config, device)
+        )
+    model = TMSModel(target_config, tied=False)
+    model.load_state_dict(state)
+    return model.to(device).requires_grad_(False).eval()
+
+
+def build_tms_task(
+    task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
+) -> Task:
+    n_features = task_config.target.n_features
+
+    def sample_batch(batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        return sample_sparse_features(
+            batch_size,
+            n_features,
+            task_config.feature_probability,
+            task_config.data_generation_type,
+            (0.0, 1.0),
+            generator,
+            device,
+        )
+
+    return Task(
+        target=load_tms_target(task_config, pretrained_model_path, device),
+        sample_batch=sample_batch,
+        feature_probe=torch.eye(n_features, device=device) * PROBE_VALUE,
+    )

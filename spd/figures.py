@@ -1,0 +1,74 @@
+"""PNG figures of a run: CI per input feature, component weight norms, loss curves."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from spd.component_model import ComponentModel  # noqa: E402
+
+
+def ci_per_feature_figure(probe_ci: dict[str, np.ndarray]) -> Figure:
+    """One heatmap per module: CI of each component (columns, sorted by their top feature) when
+    only feature j (row) is active. Components that never exceed 0.01 are dropped."""
+    fig, axes = plt.subplots(1, len(probe_ci), figsize=(4 * len(probe_ci), 3.5), squeeze=False)
+    for ax, (path, ci) in zip(axes[0], probe_ci.items()):
+        used = np.flatnonzero(ci.max(axis=0) > 0.01)
+        order = used[np.argsort(ci[:, used].argmax(axis=0), kind="stable")]
+        image = ax.imshow(ci[:, order] if len(order) else ci[:, :1] * 0, vmin=0, vmax=1,
+                          cmap="viridis", aspect="auto")
+        ax.set_title(f"{path}\n{len(order)} of {ci.shape[1]} components active", fontsize=9)
+        ax.set_xlabel("component (sorted)")
+        ax.set_ylabel("input feature")
+        fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    return fig
+
+
+def component_norms_figure(model: ComponentModel) -> Figure:
+    """‖U_c‖·‖V_c‖ of each subcomponent (the Frobenius norm of the rank-one matrix), sorted."""
+    paths = model.module_paths
+    fig, axes = plt.subplots(1, len(paths), figsize=(4 * len(paths), 3), squeeze=False)
+    for ax, path in zip(axes[0], paths):
+        comp = model.components_of(path)
+        norms = (comp.V.detach().norm(dim=0) * comp.U.detach().norm(dim=1)).float().cpu().numpy()
+        ax.bar(np.arange(len(norms)), np.sort(norms)[::-1])
+        ax.set_title(f"{path} (C={len(norms)})", fontsize=9)
+        ax.set_xlabel("component (sorted)")
+        ax.set_ylabel("‖U_c‖·‖V_c‖")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(metrics_path: Path) -> Figure:
+    """Every `loss/*` series of metrics.jsonl against the step, log scale."""
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for line in metrics_path.read_text().splitlines():
+        record = json.loads(line)
+        for key, value in record.items():
+            if key.startswith("loss/") and not key.startswith("eval/"):
+                steps, values = series.setdefault(key, ([], []))
+                steps.append(record["step"])
+                values.append(value)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, (steps, values) in sorted(series.items()):
+        ax.plot(steps, np.maximum(values, 1e-12), label=key.removeprefix("loss/"))
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (unweighted)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,144 @@
+"""The SPD losses (arXiv 2506.20790, section 2) and their weighted sum.
+
+Each reconstruction loss draws its own stochastic masks. Output distances: `mse` is the mean of
+squared differences over all elements; `kl` is KL(target || masked) over the last (vocab) axis,
+averaged over every other position.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from spd.component_model import CausalImportances, ComponentModel, ModuleMask
+from spd.components import target_weight
+from spd.config import Config, ImportanceMinimalityLoss
+from spd.masks import sample_delta_mask, sample_mask
+
+
+def faithfulness_loss(model: ComponentModel) -> Tensor:
+    """Σ over decomposed modules of ‖W_target - Σ_c UV‖², divided by their number of weights."""
+    squared, n_params = 0.0, 0
+    for path in model.module_paths:
+        w_target = target_weight(model.target.get_submodule(path))
+        diff = w_target - model.components_of(path).weight
+        squared = squared + (diff**2).sum()
+        n_params += diff.numel()
+    return squared / n_params  # type: ignore[return-value]
+
+
+def annealed_p(loss: ImportanceMinimalityLoss, step: int, total_steps: int) -> float:
+    """p of the importance-minimality loss at `step`: pnorm, annealed linearly to final p."""
+    final_p = loss.p_anneal_final_p
+    if final_p is None or loss.p_anneal_start_frac >= 1:
+        return loss.pnorm
+    frac = step / total_steps
+    if frac < loss.p_anneal_start_frac:
+        return loss.pnorm
+    if frac >= loss.p_anneal_end_frac:
+        return final_p
+    progress = (frac - loss.p_anneal_start_frac) / (loss.p_anneal_end_frac - loss.p_anneal_start_frac)
+    return loss.pnorm + (final_p - loss.pnorm) * progress
+
+
+def importance_minimality_loss(ci_upper: dict[str, Tensor], p: float, eps: float) -> Tensor:
+    """Σ_modules mean over batch (and positions) of Σ_c (ci + eps)^p."""
+    total = 0.0
+    for ci in ci_upper.values():
+        total = total + (ci + eps).pow(p).sum(-1).mean()
+    return total  # type: ignore[return-value]
+
+
+def output_distance(out: Tensor, target_out: Tensor, kind: str) -> Tensor:
+    if kind == "mse":
+        return F.mse_loss(out, target_out)
+    log_p = F.log_softmax(target_out, dim=-1)
+    log_q = F.log_softmax(out, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
+def stochastic_masks(
+    ci: CausalImportances, paths: list[str], sampling: str, use_delta: bool, generator: torch.Generator
+) -> dict[str, ModuleMask]:
+    return {
+        path: ModuleMask(
+            mask=sample_mask(ci.lower[path], sampling, generator),
+            delta_mask=sample_delta_mask(ci.lower[path], generator) if use_delta else None,
+        )
+        for path in paths
+    }
+
+
+def stochastic_recon_loss(
+    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances,
+    config: Config, generator: torch.Generator,
+) -> Tensor:
+    """Mean over mask samples of D(model with every module masked at once, target)."""
+    total = 0.0
+    for _ in range(config.n_mask_samples):
+        masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
+        total = total + output_distance(model(batch, masks=masks), target_out, config.output_loss_type)
+    return total / config.n_mask_samples  # type: ignore[return-value]
+
+
+def stochastic_recon_layerwise_loss(
+    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances,
+    config: Config, generator: torch.Generator,
+) -> Tensor:
+    """Mean over mask samples and modules of D(model with only that module masked, target)."""
+    total = 0.0
+    for _ in range(config.n_mask_samples):
+        masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
+        for path, module_mask in masks.items():
+            out = model(batch, masks={path: module_mask})
+            total = total + output_distance(out, target_out, config.output_loss_type)
+    return total / (config.n_mask_samples * len(model.module_paths))  # type: ignore[return-value]
+
+
+def ci_masked_recon_loss(
+    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances, config: Config
+) -> Tensor:
+    """D(model with every module masked by its CI, target)."""
+    masks = {path: ModuleMask(mask=ci.lower[path]) for path in model.module_paths}
+    return output_distance(model(batch, masks=masks), target_out, config.output_loss_type)
+
+
+def compute_losses(
+    model: ComponentModel,
+    batch: Tensor,
+    target_out: Tensor,
+    ci: CausalImportances,
+    config: Config,
+    step: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The weighted total loss and every term's unweighted value (keys `loss/<term>`), detached.
+
+    Values stay tensors so that a step never waits on the device; callers convert when logging.
+    """
+    losses = config.losses
+    terms: dict[str, tuple[float, Tensor]] = {}
+    with model.weight_deltas():
+        if losses.faithfulness is not None:
+            terms["faithfulness"] = (losses.faithfulness.coeff, faithfulness_loss(model))
+        imp = losses.importance_minimality
+        p = annealed_p(imp, step, config.steps)
+        terms["importance_minimality"] = (imp.coeff, importance_minimality_loss(ci.upper, p, imp.eps))
+        if losses.stochastic_recon is not None:
+            terms["stochastic_recon"] = (
+                losses.stochastic_recon.coeff,
+                stochastic_recon_loss(model, batch, target_out, ci, config, generator),
+            )
+        if losses.stochastic_recon_layerwise is not None:
+            terms["stochastic_recon_layerwise"] = (
+                losses.stochastic_recon_layerwise.coeff,
+                stochastic_recon_layerwise_loss(model, batch, target_out, ci, config, generator),
+            )
+        if losses.ci_masked_recon is not None:
+            terms["ci_masked_recon"] = (
+                losses.ci_masked_recon.coeff,
+                ci_masked_recon_loss(model, batch, target_out, ci, config),
+            )
+    total = sum(coeff * value for coeff, value in terms.values())
+    logged = {f"loss/{name}": value.detach() for name, (_, value) in terms.items()}
+    logged["loss/total"] = total.detach()  # type: ignore[union-attr]
+    return total, logged  # type: ignore[return-value]

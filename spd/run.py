@@ -1,0 +1,189 @@
+"""One decomposition from a validated config: `run_decomposition(config, run_dir)`.
+
+It writes the run directory (see spd.run_dir), resumes from its checkpoint when one exists, and
+returns the summary that it also writes to summary.json. A completed run is not run again.
+"""
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from spd.atomic_io import atomic_torch_save, atomic_write_json, atomic_write_text
+from spd.component_model import ComponentModel
+from spd.config import Config
+from spd.evaluate import Evaluation, load_callable
+from spd.experiment_tasks import build_task
+from spd.figures import ci_per_feature_figure, component_norms_figure, loss_curves_figure, save_figure
+from spd.identity_insertion import insert_identity_operations
+from spd.metric_log import MetricLog
+from spd.module_patterns import format_resolution_table, resolve_module_patterns
+from spd.run_dir import RunDir
+from spd.train import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def config_to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def build_component_model(config: Config, device: torch.device) -> tuple[ComponentModel, Any, dict[str, tuple[str, int]]]:
+    """The task, its target with identities inserted, and the ComponentModel wrapping it."""
+    task = build_task(config, device)
+    if config.identity_module_patterns:
+        insert_identity_operations(task.target, [p for p, _ in config.identity_module_patterns])
+    resolved = resolve_module_patterns(task.target, config.all_module_patterns)
+    torch.manual_seed(config.seed)
+    model = ComponentModel(
+        task.target,
+        {path: c for path, (_, c) in resolved.items()},
+        config.ci_fn_type,
+        config.ci_fn_hidden_dims,
+        config.sigmoid_type,
+        config.use_delta_component,
+        task.output_attr,
+    )
+    return model, task, resolved
+
+
+def start_wandb(config: Config, run_dir: RunDir) -> Any | None:
+    if config.wandb_project is None:
+        return None
+    import wandb
+
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    run = wandb.init(
+        project=config.wandb_project,
+        name=config.wandb_run_name or run_dir.path.name,
+        tags=config.wandb_tags,
+        config=config.model_dump(mode="json"),
+        dir=str(run_dir.path),
+        mode=mode,
+        reinit="finish_previous",
+    )
+    if mode == "offline":
+        logger.info("W&B is offline; upload later with: wandb sync %s", Path(run.dir).parent)
+    return run
+
+
+class _RunLogHandler(logging.FileHandler):
+    """run.log of one run; removed again when the run ends."""
+
+
+def attach_run_log(run_dir: RunDir) -> logging.Handler:
+    handler = _RunLogHandler(run_dir.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("spd").addHandler(handler)
+    logging.getLogger("spd").setLevel(logging.INFO)
+    return handler
+
+
+def save_figures(
+    run_dir: RunDir, model: ComponentModel, evaluation: Evaluation, config: Config, task: Any
+) -> list[str]:
+    figures = {"component_norms": component_norms_figure(model)}
+    if evaluation.probe_ci:
+        figures["ci_per_feature"] = ci_per_feature_figure(evaluation.probe_ci)
+    if run_dir.metrics.exists():
+        figures["loss_curves"] = loss_curves_figure(run_dir.metrics)
+    for spec in config.user_figures:
+        figures |= load_callable(spec)(model=model, task=task, config=config)
+    for name, fig in figures.items():
+        save_figure(fig, run_dir.figures / f"{name}.png")
+    return sorted(str((run_dir.figures / f"{n}.png").relative_to(run_dir.path)) for n in figures)
+
+
+def build_summary(
+    config: Config,
+    resolved: dict[str, tuple[str, int]],
+    evaluation: Evaluation,
+    figures: list[str],
+    wall_time_s: float,
+    trained_steps: int,
+) -> dict[str, Any]:
+    metrics = evaluation.metrics
+    per_module_keys = ("alive", "ci_l0", "target_ci_error", "mmcs", "ml2r")
+    modules = {
+        path: {"pattern": pattern, "C": c}
+        | {key: metrics[f"{key}/{path}"] for key in per_module_keys if f"{key}/{path}" in metrics}
+        for path, (pattern, c) in resolved.items()
+    }
+    return {
+        "status": "completed",
+        "task": config.task_config.task_name,
+        "steps": config.steps,
+        "wall_time_s": round(wall_time_s, 3),
+        "steps_per_s": round(trained_steps / wall_time_s, 3) if wall_time_s > 0 else None,
+        "metrics": metrics,
+        "modules": modules,
+        "figures": figures,
+    }
+
+
+def run_decomposition(
+    config: Config, out_dir: Path, resume: bool = True, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one decomposition in `out_dir`."""
+    run_dir = RunDir(Path(out_dir))
+    if resume and run_dir.is_complete():
+        logger.info("Run %s already completed; not running it again", run_dir.path)
+        return json.loads(run_dir.summary.read_text())
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    handler = attach_run_log(run_dir)
+    try:
+        return _run(config, run_dir, resume, progress)
+    finally:
+        logging.getLogger("spd").removeHandler(handler)
+        handler.close()
+
+
+def _run(config: Config, run_dir: RunDir, resume: bool, progress: bool) -> dict[str, Any]:
+    device = resolve_device(config.device)
+    atomic_write_text(run_dir.config, config_to_yaml(config))
+    model, task, resolved = build_component_model(config, device)
+    logger.info("Per-module C:\n%s", format_resolution_table(resolved))
+    atomic_write_json(
+        run_dir.modules, {path: {"pattern": p, "C": c} for path, (p, c) in resolved.items()}
+    )
+    trainer = Trainer(config, model, task, device)
+    if resume and run_dir.checkpoint.exists():
+        trainer.load_state_dict(torch.load(run_dir.checkpoint, map_location=device, weights_only=False))
+        logger.info("Resuming %s from step %d", run_dir.path, trainer.next_step)
+    elif run_dir.metrics.exists():
+        run_dir.metrics.unlink()
+    start_step = trainer.next_step
+    wandb_run = start_wandb(config, run_dir)
+    metric_log = MetricLog(run_dir.metrics, wandb_run)
+
+    def on_eval(step: int, evaluation: Evaluation) -> None:
+        if config.image_freq is not None and step % config.image_freq == 0 and step < config.steps:
+            save_figures(run_dir, model, evaluation, config, task)
+
+    started = time.perf_counter()
+    evaluation = trainer.run(run_dir, metric_log, on_eval, progress)
+    wall_time = time.perf_counter() - started
+    atomic_torch_save(
+        run_dir.model, {"module_to_c": model.module_to_c, **model.trainable_state_dict()}
+    )
+    figures = save_figures(run_dir, model, evaluation, config, task)
+    summary = build_summary(
+        config, resolved, evaluation, figures, wall_time, config.steps - start_step
+    )
+    atomic_write_json(run_dir.summary, summary)
+    if wandb_run is not None:
+        wandb_run.summary.update(evaluation.metrics)
+        wandb_run.finish()
+    logger.info("Finished: %s", run_dir.path)
+    return summary

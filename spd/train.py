@@ -1,0 +1,145 @@
+"""The SPD optimisation loop, with checkpoints that make a resumed run identical to an
+uninterrupted one (same seed, same data, same masks, same results)."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from spd.atomic_io import atomic_torch_save
+from spd.component_model import ComponentModel
+from spd.config import Config
+from spd.evaluate import Evaluation, evaluate
+from spd.losses import compute_losses, faithfulness_loss
+from spd.lr_schedule import lr_at
+from spd.metric_log import MetricLog
+from spd.metrics.alive_components import AliveComponentsTracker
+from spd.run_dir import RunDir
+from spd.tasks import Task
+
+logger = logging.getLogger(__name__)
+
+MASK_SEED_OFFSET = 1
+"""Masks come from their own generator (seed + this), data from the seed itself."""
+
+
+class Trainer:
+    """Owns everything that changes during training and that a checkpoint must restore."""
+
+    def __init__(self, config: Config, model: ComponentModel, task: Task, device: torch.device):
+        self.config, self.model, self.task, self.device = config, model, task, device
+        self.params = [p for p in model.components.parameters()] + list(model.ci_fns.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.data_generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.mask_generator = torch.Generator(device=device).manual_seed(config.seed + MASK_SEED_OFFSET)
+        self.tracker = AliveComponentsTracker(
+            model.module_to_c,
+            config.ci_alive_threshold,
+            config.n_examples_until_dead,
+            config.batch_size * task.positions_per_input,
+            device,
+        )
+        self.next_step = 0
+
+    # --- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "next_step": self.next_step,
+            "model": self.model.trainable_state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_generator": self.data_generator.get_state(),
+            "mask_generator": self.mask_generator.get_state(),
+            "tracker": self.tracker.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next_step = state["next_step"]
+        self.model.load_trainable_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data_generator.set_state(state["data_generator"])
+        self.mask_generator.set_state(state["mask_generator"])
+        self.tracker.load_state_dict(state["tracker"])
+
+    def save_checkpoint(self, run_dir: RunDir) -> None:
+        atomic_torch_save(run_dir.checkpoint, self.state_dict())
+
+    # --- training
+    def faithfulness_warmup(self) -> None:
+        """Fit Σ_c UV to the target weights before SPD proper (config.faithfulness_warmup)."""
+        warmup = self.config.faithfulness_warmup
+        if warmup is None:
+            return
+        params = list(self.model.components.parameters())
+        optimizer = torch.optim.AdamW(params, lr=warmup.lr, weight_decay=warmup.weight_decay)
+        for _ in range(warmup.steps):
+            loss = faithfulness_loss(self.model)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        logger.info("Faithfulness warm-up: %d steps, final loss %.3g", warmup.steps, loss.item())
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        config = self.config
+        lr = lr_at(step, config.steps, config.lr, config.lr_schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.task.sample_batch(config.batch_size, self.data_generator)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
+            with torch.no_grad():
+                target_out, inputs = self.model.forward_caching_inputs(batch)
+            ci = self.model.causal_importances(inputs)
+            total, terms = compute_losses(
+                self.model, batch, target_out, ci, config, step, self.mask_generator
+            )
+        self.tracker.update(ci.lower)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if config.grad_clip_norm is not None:
+            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip_norm)
+        self.optimizer.step()
+        terms["lr"] = torch.tensor(lr)
+        return terms
+
+    def run(
+        self,
+        run_dir: RunDir,
+        metric_log: MetricLog,
+        on_eval: Callable[[int, Evaluation], None],
+        progress: bool,
+    ) -> Evaluation:
+        """Train from `next_step` to `steps`; evaluate every eval_freq and at the end."""
+        config = self.config
+        if self.next_step == 0:
+            self.faithfulness_warmup()
+        metric_log.truncate_from(self.next_step)
+        bar = tqdm(
+            range(self.next_step, config.steps),
+            initial=self.next_step,
+            total=config.steps,
+            desc="SPD",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        for step in bar:
+            if step % config.eval_freq == 0:
+                self.log_eval(step, metric_log, on_eval)
+            terms = self.train_step(step)
+            if step % config.log_freq == 0:
+                logged = {name: float(value) for name, value in terms.items()}
+                metric_log.log(step, logged)
+                bar.set_postfix(loss=f"{logged['loss/total']:.3g}")
+            self.next_step = step + 1
+            if config.save_freq is not None and self.next_step % config.save_freq == 0:
+                self.save_checkpoint(run_dir)
+        bar.close()
+        return self.log_eval(config.steps, metric_log, on_eval)
+
+    def log_eval(
+        self, step: int, metric_log: MetricLog, on_eval: Callable[[int, Evaluation], None]
+    ) -> Evaluation:
+        evaluation = evaluate(self.model, self.task, self.config, self.tracker, step, self.device)
+        metric_log.log(step, {f"eval/{k}": v for k, v in evaluation.metrics.items()})
+        on_eval(step, evaluation)
+        return evaluation
