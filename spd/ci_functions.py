@@ -35,6 +35,8 @@ class PerComponentMLP(nn.Module):
 
     def __init__(self, C: int, hidden_dims: list[int], device: torch.device):
         super().__init__()
+        if not hidden_dims:
+            raise ValueError("mlp needs at least one hidden dim")
         dims = [1, *hidden_dims]
         self.hidden = nn.ModuleList(
             ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
@@ -42,10 +44,12 @@ class PerComponentMLP(nn.Module):
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
 
     def forward(self, inner_acts: Tensor) -> Tensor:
-        h = inner_acts.unsqueeze(-1)
-        for layer in self.hidden:
+        first, *rest = self.hidden
+        # in_dim 1 and out_dim 1 make the first and last layers broadcasts, not matmuls.
+        h = F.gelu(torch.addcmul(first.b, inner_acts.unsqueeze(-1), first.W[:, 0, :]))
+        for layer in rest:
             h = F.gelu(layer(h))
-        return self.out(h).squeeze(-1)
+        return (h * self.out.W[:, :, 0]).sum(-1) + self.out.b[:, 0]
 
 
 class PerComponentVectorMLP(nn.Module):
