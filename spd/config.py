@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
+from spd.experiments.resid_mlp.task_config import ResidMLPTaskConfig
 from spd.experiments.tms.task_config import TMSTaskConfig
 from spd.metrics.target_ci import TargetCIPatterns
 from spd.strict_model import StrictModel
@@ -75,7 +76,7 @@ class FaithfulnessWarmup(StrictModel):
     weight_decay: NonNegativeFloat = 0.0
 
 
-TaskConfig = Annotated[TMSTaskConfig, Field(discriminator="task_name")]
+TaskConfig = Annotated[TMSTaskConfig | ResidMLPTaskConfig, Field(discriminator="task_name")]
 
 
 class Config(StrictModel):

@@ -51,7 +51,7 @@ def loss_curves_figure(metrics_path: Path) -> Figure:
     for line in metrics_path.read_text().splitlines():
         record = json.loads(line)
         for key, value in record.items():
-            if key.startswith("loss/") and not key.startswith("eval/"):
+            if key.startswith("loss/"):
                 steps, values = series.setdefault(key, ([], []))
                 steps.append(record["step"])
                 values.append(value)
@@ -61,7 +61,8 @@ def loss_curves_figure(metrics_path: Path) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (unweighted)")
-    ax.legend(fontsize=8)
+    if series:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -26,23 +26,30 @@ def resolve_module_patterns(
 ) -> dict[str, tuple[str, int]]:
     """{module path: (winning pattern, C)} in the model's module order.
 
-    Raises ValueError naming each pattern that matches no module, and each matched module whose
-    type cannot be decomposed.
+    Wildcards skip modules that cannot be decomposed (e.g. `mlp.*` also matches an activation).
+    Raises ValueError naming each pattern that matches no decomposable module, and the type of
+    what it matched instead.
     """
     ordered = sorted(patterns, key=lambda pc: specificity_key(pc[0]))
     resolved: dict[str, tuple[str, int]] = {}
     used: set[str] = set()
+    wrong_type: dict[str, str] = {}
     for path, module in model.named_modules():
         matches = [(p, c) for p, c in ordered if path and fnmatch.fnmatchcase(path, p)]
         if not matches:
             continue
-        used.update(p for p, _ in matches)
         if not is_decomposable(module):
-            raise ValueError(
-                f"pattern {matches[0][0]!r} matches {path!r}, a {type(module).__name__}; only "
-                "nn.Linear, nn.Embedding and GPT-2 Conv1D modules can be decomposed"
-            )
+            for p, _ in matches:
+                wrong_type.setdefault(p, f"{path!r}, a {type(module).__name__}")
+            continue
+        used.update(p for p, _ in matches)
         resolved[path] = matches[0]
+    for pattern, _ in patterns:
+        if pattern not in used and pattern in wrong_type:
+            raise ValueError(
+                f"pattern {pattern!r} matches only {wrong_type[pattern]}; only nn.Linear, "
+                "nn.Embedding and GPT-2 Conv1D modules can be decomposed"
+            )
     unmatched = [p for p, _ in patterns if p not in used]
     if unmatched:
         candidates = [n for n, m in model.named_modules() if n and is_decomposable(m)]

@@ -21,6 +21,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("tms_5-2-id", EXPERIMENTS_DIR / "tms" / "configs" / "tms_5-2-id.yaml", 15),
         Experiment("tms_40-10", EXPERIMENTS_DIR / "tms" / "configs" / "tms_40-10.yaml", 60),
         Experiment("tms_40-10-id", EXPERIMENTS_DIR / "tms" / "configs" / "tms_40-10-id.yaml", 90),
+        Experiment("resid_mlp1", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp1.yaml", 60),
+        Experiment("resid_mlp2", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp2.yaml", 180),
+        Experiment("resid_mlp3", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp3.yaml", 1440),
     ]
 }
 

@@ -37,8 +37,8 @@ class TargetCIPatterns(StrictModel):
 
 def identity_distance(ci: np.ndarray, tol: float) -> int:
     n_features, C = ci.shape
-    if C < n_features:
-        raise ValueError(f"an identity pattern over {n_features} features needs C >= {n_features}")
+    if C < n_features:  # too few components: the features left without one count as errors
+        ci = np.pad(ci, ((0, 0), (0, n_features - C)))
     rows, cols = linear_sum_assignment(-ci)
     permuted = np.concatenate([ci[:, cols], np.delete(ci, cols, axis=1)], axis=1)
     diagonal = permuted[rows, np.arange(n_features)]

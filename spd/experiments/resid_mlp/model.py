@@ -1,0 +1,51 @@
+"""The residual MLP: sparse features written into a residual stream by a fixed random embedding,
+processed by n_layers MLP blocks, and read off by the transposed embedding."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spd.experiments.resid_mlp.task_config import ResidMLPTargetConfig
+
+
+def random_unit_embedding(n_features: int, d_embed: int, seed: int) -> Tensor:
+    """(n_features, d_embed) with unit-norm rows: nearly orthogonal feature directions."""
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n_features, d_embed, generator=generator), dim=1)
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, d_embed: int, d_mlp: int, in_bias: bool, out_bias: bool):
+        super().__init__()
+        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=in_bias)
+        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=out_bias)
+
+    def forward(self, resid: Tensor) -> Tensor:
+        return self.mlp_out(F.relu(self.mlp_in(resid)))
+
+
+class ResidMLP(nn.Module):
+    """`(x W_E + Σ_layers MLP(resid)) W_U` with W_U = W_Eᵀ.
+
+    W_E is a buffer: it is saved with the target but never trained, in target training or SPD.
+    """
+
+    def __init__(self, config: ResidMLPTargetConfig):
+        super().__init__()
+        self.register_buffer(
+            "W_E", random_unit_embedding(config.n_features, config.d_embed, config.train_seed)
+        )
+        self.layers = nn.ModuleList(
+            MLPBlock(config.d_embed, config.d_mlp, config.in_bias, config.out_bias)
+            for _ in range(config.n_layers)
+        )
+
+    @property
+    def W_U(self) -> Tensor:
+        return self.W_E.T
+
+    def forward(self, x: Tensor) -> Tensor:
+        resid = x @ self.W_E
+        for layer in self.layers:
+            resid = resid + layer(resid)
+        return resid @ self.W_U

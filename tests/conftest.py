@@ -1,0 +1,38 @@
+"""Shared fixtures: small configs that train in seconds."""
+
+from typing import Any
+
+import pytest
+
+
+def tms_config_dict(**overrides: Any) -> dict[str, Any]:
+    """A tms_5-2 config dict with a short schedule; keyword overrides replace top-level keys."""
+    config: dict[str, Any] = {
+        "task_config": {
+            "task_name": "tms",
+            "feature_probability": 0.05,
+            "target": {"n_features": 5, "n_hidden": 2, "train_steps": 2000},
+        },
+        "target_module_patterns": [["linear1", 8], ["linear2", 8]],
+        "target_ci_patterns": {"identity": [{"pattern": "linear*", "n_features": 5}]},
+        "losses": {
+            "faithfulness": {"coeff": 1.0},
+            "importance_minimality": {"coeff": 3e-3, "pnorm": 1.0},
+            "stochastic_recon": {"coeff": 1.0},
+            "stochastic_recon_layerwise": {"coeff": 1.0},
+        },
+        "steps": 20,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "eval_freq": 10,
+        "log_freq": 5,
+        "save_freq": 5,
+        "device": "cpu",
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def tms_config() -> dict[str, Any]:
+    return tms_config_dict()

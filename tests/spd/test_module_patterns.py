@@ -1,0 +1,62 @@
+import logging
+
+import pytest
+from torch import nn
+
+from spd.module_patterns import format_resolution_table, resolve_module_patterns
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_fc = nn.Linear(4, 8)
+        self.down_proj = nn.Linear(8, 4)
+        self.act = nn.ReLU()
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.h = nn.ModuleList([Block(), Block()])
+
+
+def test_most_specific_pattern_wins():
+    resolved = resolve_module_patterns(Net(), [("h.*.*", 100), ("h.*.c_fc", 50)])
+    assert resolved["h.0.c_fc"] == ("h.*.c_fc", 50)
+    assert resolved["h.1.c_fc"] == ("h.*.c_fc", 50)
+    assert resolved["h.0.down_proj"] == ("h.*.*", 100)
+
+
+def test_ties_are_broken_alphabetically_by_pattern():
+    resolved = resolve_module_patterns(Net(), [("h.?.c_fc", 7), ("h.*.c_*", 9), ("h.*.c_f?", 8)])
+    # h.?.c_fc has no '*', so it wins outright
+    assert resolved["h.0.c_fc"] == ("h.?.c_fc", 7)
+    tie = resolve_module_patterns(Net(), [("h.1.*", 3), ("h.*.c_fc", 5)])
+    assert tie["h.1.c_fc"] == ("h.*.c_fc", 5)  # one '*' each; "h.*.c_fc" < "h.1.*"
+
+
+def test_resolution_is_in_module_order_and_deterministic():
+    patterns = [("h.*.down_proj", 2), ("embed", 3), ("h.*.c_fc", 4)]
+    first = resolve_module_patterns(Net(), patterns)
+    assert list(first) == ["embed", "h.0.c_fc", "h.0.down_proj", "h.1.c_fc", "h.1.down_proj"]
+    assert first == resolve_module_patterns(Net(), list(reversed(patterns)))
+
+
+def test_unmatched_pattern_is_named():
+    with pytest.raises(ValueError, match=r"\['h.\*.up_proj'\] match no module"):
+        resolve_module_patterns(Net(), [("h.*.c_fc", 4), ("h.*.up_proj", 4)])
+
+
+def test_non_decomposable_module_is_named():
+    with pytest.raises(ValueError, match="pattern .h.0.act. matches only .h.0.act., a ReLU"):
+        resolve_module_patterns(Net(), [("h.0.act", 4)])
+
+
+def test_resolution_table_lists_module_pattern_c():
+    table = format_resolution_table(resolve_module_patterns(Net(), [("h.*.c_fc", 4)]))
+    assert table.splitlines() == [
+        "module    pattern   C",
+        "h.0.c_fc  h.*.c_fc  4",
+        "h.1.c_fc  h.*.c_fc  4",
+    ]

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+from spd.config import Config
+from spd.run import run_decomposition
+from spd.run_dir import RunDir
+from spd.train import Trainer
+from tests.conftest import tms_config_dict
+
+
+def test_run_writes_the_run_directory(tmp_path):
+    config = Config.model_validate(tms_config_dict(target_module_patterns=[["linear1", 4], ["linear2", 8]]))
+    summary = run_decomposition(config, tmp_path, progress=False)
+    run = RunDir(tmp_path)
+    assert Config.model_validate(yaml.safe_load(run.config.read_text())) == config
+    assert json.loads(run.modules.read_text()) == {
+        "linear1": {"pattern": "linear1", "C": 4},
+        "linear2": {"pattern": "linear2", "C": 8},
+    }
+    assert json.loads(run.summary.read_text()) == summary
+    assert summary["status"] == "completed"
+    assert summary["modules"]["linear2"]["C"] == 8
+    assert 0 <= summary["modules"]["linear1"]["alive"] <= 4
+    for key in ("loss/faithfulness", "loss/stochastic_recon", "ci_l0/total", "target_ci_error/total",
+                "mmcs/linear1", "ml2r/linear2", "alive/total"):
+        assert key in summary["metrics"]
+    steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 20
+    assert set(summary["figures"]) == {
+        "figures/ci_per_feature.png", "figures/component_norms.png", "figures/loss_curves.png"
+    }
+    for figure in summary["figures"]:
+        assert (tmp_path / figure).read_bytes().startswith(b"\x89PNG")
+    state = torch.load(run.model, weights_only=True)
+    assert state["components"]["linear2.V"].shape == (2, 8)
+    assert "linear1" in run.log.read_text()
+
+
+def test_completed_run_is_not_run_again(tmp_path, monkeypatch):
+    config = Config.model_validate(tms_config_dict(steps=5))
+    first = run_decomposition(config, tmp_path, progress=False)
+    monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("trained again"))
+    assert run_decomposition(config, tmp_path, progress=False) == first
+
+
+def test_resumed_run_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = Config.model_validate(tms_config_dict(steps=20, save_freq=5, eval_freq=10))
+    run_decomposition(config, tmp_path / "whole", progress=False)
+
+    real_step = Trainer.train_step
+
+    def killed_at_13(self, step):
+        if step == 13:
+            raise KeyboardInterrupt("killed")
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        run_decomposition(config, tmp_path / "resumed", progress=False)
+    assert torch.load(RunDir(tmp_path / "resumed").checkpoint, weights_only=False)["next_step"] == 10
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    run_decomposition(config, tmp_path / "resumed", progress=False)
+
+    whole = torch.load(RunDir(tmp_path / "whole").model, weights_only=True)
+    resumed = torch.load(RunDir(tmp_path / "resumed").model, weights_only=True)
+    for group in ("components", "ci_fns"):
+        for key, value in whole[group].items():
+            assert torch.equal(value, resumed[group][key]), key
+    assert RunDir(tmp_path / "whole").metrics.read_text() == RunDir(tmp_path / "resumed").metrics.read_text()
+
+
+def test_no_resume_starts_over(tmp_path):
+    config = Config.model_validate(tms_config_dict(steps=5))
+    run_decomposition(config, tmp_path, progress=False)
+    RunDir(tmp_path).summary.unlink()
+    run_decomposition(config, tmp_path, resume=False, progress=False)
+    steps = [json.loads(line)["step"] for line in RunDir(tmp_path).metrics.read_text().splitlines()]
+    assert steps.count(0) == 2  # one train-loss record and one eval record at step 0, not doubled
