@@ -15,8 +15,13 @@
 # accounting reports every job as UNKNOWN.
 #
 # Clients must see SLURM_CONF=<STATE_DIR>/etc/slurm.conf: `start` prints the export line
-# and writes the path to <STATE_DIR>/slurm_conf_path. Without SLURM_CONF the clients
-# look for /etc/slurm/slurm.conf, fall back to DNS SRV lookups and hang for ~60 s.
+# and writes the path to <STATE_DIR>/slurm_conf_path (stdout carries only that line, so
+# `eval "$(scripts/slurm_cluster.sh start)"` works). Without SLURM_CONF the clients look
+# for /etc/slurm/slurm.conf, then fall back to DNS SRV lookups, which fail or, where DNS
+# is slow, hang for ~60 s.
+#
+# Ports are fixed (slurmctld 6817, slurmd 6818, slurmdbd 6819, MariaDB 16306), so one
+# cluster per machine: stop one STATE_DIR's cluster before starting another's.
 #
 # Tunables (environment): SPD_SLURM_CPUS (CPUs declared on the node, default 8; more than
 # the real cores so that several 1-CPU jobs run at once), SPD_SLURM_DB_PORT (default 16306),
@@ -96,7 +101,7 @@ pid_alive() {
     stat="$(cat "/proc/${pid}/stat" 2>/dev/null)" || return 1
     # /proc/PID/stat is "PID (COMM) STATE ..."
     [[ "${stat}" == "${pid} (${comm}) "* ]] || return 1
-    [[ "${stat#* (${comm}) }" != Z* ]]
+    [[ "${stat#* ("${comm}") }" != Z* ]]
 }
 
 # wait_for DESCRIPTION CHECK_ALIVE CMD...: poll CMD until it succeeds. Gives up after
@@ -166,8 +171,10 @@ missing_packages() {
     done
 }
 
+# apt's chatter goes to stderr: stdout carries only the final `export SLURM_CONF=...` line,
+# so callers can `eval "$(scripts/slurm_cluster.sh start)"`.
 apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2
 }
 
 ensure_packages() {
@@ -190,12 +197,12 @@ ensure_packages() {
     lists="$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' 2>/dev/null | head -n 1)"
     if [[ -z "${lists}" ]]; then
         log "apt package lists are empty; running apt-get update"
-        apt-get update
+        apt-get update >&2
     fi
     log "installing: ${missing[*]}"
     if ! apt_install "${missing[@]}"; then
         log "apt-get install failed; running apt-get update and retrying"
-        apt-get update
+        apt-get update >&2
         apt_install "${missing[@]}" || {
             ((created_policy)) && rm -f /usr/sbin/policy-rc.d
             die "apt-get install ${missing[*]} failed"
