@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
+from spd.experiments.lm.task_config import LMTaskConfig
 from spd.experiments.resid_mlp.task_config import ResidMLPTaskConfig
 from spd.experiments.tms.task_config import TMSTaskConfig
 from spd.metrics.target_ci import TargetCIPatterns
@@ -76,7 +77,9 @@ class FaithfulnessWarmup(StrictModel):
     weight_decay: NonNegativeFloat = 0.0
 
 
-TaskConfig = Annotated[TMSTaskConfig | ResidMLPTaskConfig, Field(discriminator="task_name")]
+TaskConfig = Annotated[
+    TMSTaskConfig | ResidMLPTaskConfig | LMTaskConfig, Field(discriminator="task_name")
+]
 
 
 class Config(StrictModel):
@@ -147,6 +150,13 @@ class Config(StrictModel):
     def _check_patterns(self) -> "Config":
         for field in ("target_module_patterns", "identity_module_patterns"):
             check_module_patterns(getattr(self, field), field)
+        if self.image_freq is not None and self.image_freq % self.eval_freq != 0:
+            raise ValueError(
+                f"image_freq ({self.image_freq}) must be a multiple of eval_freq "
+                f"({self.eval_freq}): figures are drawn at evaluations"
+            )
+        if self.task_config.task_name == "lm" and self.output_loss_type != "kl":
+            raise ValueError("the lm task compares next-token distributions: set output_loss_type: kl")
         return self
 
     @property

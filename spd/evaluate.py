@@ -68,11 +68,13 @@ def evaluate(
     sums: dict[str, float] = {}
     l0: dict[str, float] = {path: 0.0 for path in model.module_paths}
     for _ in range(config.n_eval_steps):
-        batch = task.sample_batch(config.eval_batch, generator)
+        batch = (task.sample_eval_batch or task.sample_batch)(config.eval_batch, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
             target_out, inputs = model.forward_caching_inputs(batch)
             ci = model.causal_importances(inputs)
             _, terms = compute_losses(model, batch, target_out, ci, config, step, generator)
+            if task.eval_metrics is not None:
+                terms |= task.eval_metrics(model, batch, target_out, ci, config, generator)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value)
         for path, values in ci.lower.items():

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from spd.config import Config
+from spd.experiments.lm.task import build_lm_task
 from spd.experiments.resid_mlp.task import build_resid_mlp_task
 from spd.experiments.tms.task import build_tms_task
 from spd.tasks import Task
@@ -16,6 +17,7 @@ TaskBuilder = Callable[[Any, Path | None, torch.device], Task]
 TASK_BUILDERS: dict[str, TaskBuilder] = {
     "tms": build_tms_task,
     "resid_mlp": build_resid_mlp_task,
+    "lm": build_lm_task,
 }
 
 

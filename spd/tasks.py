@@ -2,12 +2,24 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from spd.component_model import CausalImportances, ComponentModel
+    from spd.config import Config
+
 BatchSampler = Callable[[int, torch.Generator], Tensor]
 """(batch_size, generator) -> a batch of target-model inputs on the run's device."""
+
+EvalMetrics = Callable[
+    ["ComponentModel", Tensor, Tensor, "CausalImportances", "Config", torch.Generator],
+    dict[str, Tensor],
+]
+"""(model, batch, target output, CI, config, generator) -> task-specific metrics of one eval batch,
+averaged over the eval batches like the losses."""
 
 
 @dataclass
@@ -20,3 +32,6 @@ class Task:
     """Attribute of the target's output holding the tensor to compare (e.g. 'logits')."""
     positions_per_input: int = 1
     """Positions at which each input is decomposed (sequence length for language models)."""
+    sample_eval_batch: BatchSampler | None = None
+    """Inputs for evaluation when they differ from training's (a held-out split); None: sample_batch."""
+    eval_metrics: EvalMetrics | None = None

@@ -79,3 +79,21 @@ def test_no_resume_starts_over(tmp_path):
     run_decomposition(config, tmp_path, resume=False, progress=False)
     steps = [json.loads(line)["step"] for line in RunDir(tmp_path).metrics.read_text().splitlines()]
     assert steps.count(0) == 2  # one train-loss record and one eval record at step 0, not doubled
+
+
+def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
+    config = Config.model_validate(
+        tms_config_dict(
+            steps=4,
+            user_metrics=["tests.spd.user_hooks_example:n_modules_metric"],
+            user_figures=["tests.spd.user_hooks_example:blank_figure"],
+            wandb_project="spd-tests",
+        )
+    )
+    summary = run_decomposition(config, tmp_path, progress=False)
+    assert summary["metrics"]["user/n_modules"] == 2
+    assert "figures/user_blank.png" in summary["figures"]
+    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    history = list(offline_runs[0].glob("*.wandb"))
+    assert history and history[0].stat().st_size > 0

@@ -1,0 +1,62 @@
+"""Loading a causal LM and its tokenizer by hub name or from a local `save_pretrained` directory.
+
+Offline (HF_HUB_OFFLINE=1) a hub name that is not in the local Hugging Face cache fails at once
+with instructions, instead of with the library's generic connection error.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+class ModelUnavailableOfflineError(RuntimeError):
+    """A hub model requested offline that is not cached locally."""
+
+
+def is_cached_on_hub_cache(name: str, revision: str | None, filename: str) -> bool:
+    try:
+        return isinstance(try_to_load_from_cache(name, filename, revision=revision), str)
+    except HFValidationError:  # not even a valid repo id, so certainly not cached
+        return False
+
+
+def require_local_or_cached(name: str, revision: str | None, what: str, filename: str) -> None:
+    """Raise when offline and `name` is neither a local directory nor in the hub cache."""
+    if Path(name).is_dir() or not hub_constants.HF_HUB_OFFLINE:
+        return
+    if is_cached_on_hub_cache(name, revision, filename):
+        return
+    raise ModelUnavailableOfflineError(
+        f"{what} {name!r} is not a local directory and not in the Hugging Face cache, and "
+        "HF_HUB_OFFLINE=1 forbids downloading it. On a machine with internet, save it with\n"
+        f"    AutoModelForCausalLM.from_pretrained({name!r}).save_pretrained(DIR)\n"
+        f"    AutoTokenizer.from_pretrained({name!r}).save_pretrained(DIR)\n"
+        "copy DIR here and set task_config.model (and task_config.tokenizer) to DIR."
+    )
+
+
+def load_causal_lm(name: str, revision: str | None, dtype: str, device: torch.device) -> nn.Module:
+    require_local_or_cached(name, revision, "model", "config.json")
+    model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=getattr(torch, dtype))
+    return prepare_target(model, device)
+
+
+def load_tokenizer(name: str, revision: str | None) -> Any:
+    require_local_or_cached(name, revision, "tokenizer", "tokenizer_config.json")
+    return AutoTokenizer.from_pretrained(name, revision=revision)
+
+
+def prepare_target(model: nn.Module, device: torch.device) -> nn.Module:
+    """Frozen, in eval mode (no dropout), without the generation cache that SPD never reads."""
+    model.config.use_cache = False
+    return model.to(device).requires_grad_(False).eval()
+
+
+def vocab_size(model: nn.Module) -> int:
+    return model.get_input_embeddings().num_embeddings
