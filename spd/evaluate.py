@@ -21,6 +21,7 @@ from spd.losses import compute_losses
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.metrics.target_ci import target_ci_errors
 from spd.metrics.weight_match import mmcs_ml2r
+from spd.step_batch import run_target, weighted_row_mean
 from spd.tasks import Task
 
 EVAL_SEED_OFFSET = 1_000_003
@@ -70,15 +71,16 @@ def evaluate(
     for _ in range(config.n_eval_steps):
         batch = (task.sample_eval_batch or task.sample_batch)(config.eval_batch, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
-            target_out, inputs = model.forward_caching_inputs(batch)
-            ci = model.causal_importances(inputs)
-            _, terms = compute_losses(model, batch, target_out, ci, config, step, generator)
+            data = run_target(model, batch, task.independent_rows)
+            ci = model.causal_importances(data.inputs)
+            _, terms = compute_losses(model, data, ci, config, step, generator)
             if task.eval_metrics is not None:
-                terms |= task.eval_metrics(model, batch, target_out, ci, config, generator)
+                terms |= task.eval_metrics(model, data.batch, data.target_out, ci, config, generator)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value)
         for path, values in ci.lower.items():
-            l0[path] += float((values > config.ci_alive_threshold).float().sum(-1).mean())
+            active = (values > config.ci_alive_threshold).float().sum(-1)
+            l0[path] += float(weighted_row_mean(active, data.row_weights))
     metrics = {name: value / config.n_eval_steps for name, value in sums.items()}
     metrics |= with_totals("ci_l0", {p: v / config.n_eval_steps for p, v in l0.items()})
     metrics |= with_totals("alive", {p: float(n) for p, n in tracker.n_alive().items()})

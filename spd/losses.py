@@ -13,6 +13,7 @@ from spd.component_model import CausalImportances, ComponentModel, ModuleMask
 from spd.components import target_weight
 from spd.config import Config, ImportanceMinimalityLoss
 from spd.masks import sample_delta_mask, sample_mask
+from spd.step_batch import StepBatch, weighted_row_mean
 
 
 def faithfulness_loss(model: ComponentModel) -> Tensor:
@@ -40,20 +41,24 @@ def annealed_p(loss: ImportanceMinimalityLoss, step: int, total_steps: int) -> f
     return loss.pnorm + (final_p - loss.pnorm) * progress
 
 
-def importance_minimality_loss(ci_upper: dict[str, Tensor], p: float, eps: float) -> Tensor:
+def importance_minimality_loss(
+    ci_upper: dict[str, Tensor], p: float, eps: float, row_weights: Tensor | None = None
+) -> Tensor:
     """Σ_modules mean over batch (and positions) of Σ_c (ci + eps)^p."""
     total = 0.0
     for ci in ci_upper.values():
-        total = total + (ci + eps).pow(p).sum(-1).mean()
+        total = total + weighted_row_mean((ci + eps).pow(p).sum(-1), row_weights)
     return total  # type: ignore[return-value]
 
 
-def output_distance(out: Tensor, target_out: Tensor, kind: str) -> Tensor:
+def output_distance(
+    out: Tensor, target_out: Tensor, kind: str, row_weights: Tensor | None = None
+) -> Tensor:
     if kind == "mse":
-        return F.mse_loss(out, target_out)
+        return weighted_row_mean((out - target_out).square(), row_weights)
     log_p = F.log_softmax(target_out, dim=-1)
     log_q = F.log_softmax(out, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+    return weighted_row_mean((log_p.exp() * (log_p - log_q)).sum(-1), row_weights)
 
 
 def stochastic_masks(
@@ -68,44 +73,49 @@ def stochastic_masks(
     }
 
 
+def masked_distance(
+    model: ComponentModel, data: StepBatch, masks: dict[str, ModuleMask], config: Config
+) -> Tensor:
+    out = model(data.batch, masks=masks)
+    return output_distance(out, data.target_out, config.output_loss_type, data.row_weights)
+
+
 def stochastic_recon_loss(
-    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances,
-    config: Config, generator: torch.Generator,
+    model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config,
+    generator: torch.Generator,
 ) -> Tensor:
     """Mean over mask samples of D(model with every module masked at once, target)."""
     total = 0.0
     for _ in range(config.n_mask_samples):
         masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
-        total = total + output_distance(model(batch, masks=masks), target_out, config.output_loss_type)
+        total = total + masked_distance(model, data, masks, config)
     return total / config.n_mask_samples  # type: ignore[return-value]
 
 
 def stochastic_recon_layerwise_loss(
-    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances,
-    config: Config, generator: torch.Generator,
+    model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config,
+    generator: torch.Generator,
 ) -> Tensor:
     """Mean over mask samples and modules of D(model with only that module masked, target)."""
     total = 0.0
     for _ in range(config.n_mask_samples):
         masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
         for path, module_mask in masks.items():
-            out = model(batch, masks={path: module_mask})
-            total = total + output_distance(out, target_out, config.output_loss_type)
+            total = total + masked_distance(model, data, {path: module_mask}, config)
     return total / (config.n_mask_samples * len(model.module_paths))  # type: ignore[return-value]
 
 
 def ci_masked_recon_loss(
-    model: ComponentModel, batch: Tensor, target_out: Tensor, ci: CausalImportances, config: Config
+    model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config
 ) -> Tensor:
     """D(model with every module masked by its CI, target)."""
     masks = {path: ModuleMask(mask=ci.lower[path]) for path in model.module_paths}
-    return output_distance(model(batch, masks=masks), target_out, config.output_loss_type)
+    return masked_distance(model, data, masks, config)
 
 
 def compute_losses(
     model: ComponentModel,
-    batch: Tensor,
-    target_out: Tensor,
+    data: StepBatch,
     ci: CausalImportances,
     config: Config,
     step: int,
@@ -116,27 +126,29 @@ def compute_losses(
     Values stay tensors so that a step never waits on the device; callers convert when logging.
     """
     losses = config.losses
-    terms: dict[str, tuple[float, Tensor]] = {}
+    imp = losses.importance_minimality
+    p = annealed_p(imp, step, config.steps)
+    terms: dict[str, tuple[float, Tensor]] = {
+        "importance_minimality": (
+            imp.coeff, importance_minimality_loss(ci.upper, p, imp.eps, data.row_weights)
+        )
+    }
     with model.weight_deltas():
         if losses.faithfulness is not None:
             terms["faithfulness"] = (losses.faithfulness.coeff, faithfulness_loss(model))
-        imp = losses.importance_minimality
-        p = annealed_p(imp, step, config.steps)
-        terms["importance_minimality"] = (imp.coeff, importance_minimality_loss(ci.upper, p, imp.eps))
         if losses.stochastic_recon is not None:
             terms["stochastic_recon"] = (
                 losses.stochastic_recon.coeff,
-                stochastic_recon_loss(model, batch, target_out, ci, config, generator),
+                stochastic_recon_loss(model, data, ci, config, generator),
             )
         if losses.stochastic_recon_layerwise is not None:
             terms["stochastic_recon_layerwise"] = (
                 losses.stochastic_recon_layerwise.coeff,
-                stochastic_recon_layerwise_loss(model, batch, target_out, ci, config, generator),
+                stochastic_recon_layerwise_loss(model, data, ci, config, generator),
             )
         if losses.ci_masked_recon is not None:
             terms["ci_masked_recon"] = (
-                losses.ci_masked_recon.coeff,
-                ci_masked_recon_loss(model, batch, target_out, ci, config),
+                losses.ci_masked_recon.coeff, ci_masked_recon_loss(model, data, ci, config)
             )
     total = sum(coeff * value for coeff, value in terms.values())
     logged = {f"loss/{name}": value.detach() for name, (_, value) in terms.items()}

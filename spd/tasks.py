@@ -30,6 +30,9 @@ class Task:
     """One input per feature (toy models): row j activates feature j alone. Used for CI metrics."""
     output_attr: str | None = None
     """Attribute of the target's output holding the tensor to compare (e.g. 'logits')."""
+    independent_rows: bool = False
+    """Each batch row goes through the target on its own (toy models; not sequence models), so
+    rows on which SPD has nothing to do can share one evaluation (see spd.step_batch)."""
     positions_per_input: int = 1
     """Positions at which each input is decomposed (sequence length for language models)."""
     sample_eval_batch: BatchSampler | None = None

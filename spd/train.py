@@ -17,6 +17,7 @@ from spd.lr_schedule import lr_at
 from spd.metric_log import MetricLog
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.run_dir import RunDir
+from spd.step_batch import run_target
 from spd.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class Trainer:
     def __init__(self, config: Config, model: ComponentModel, task: Task, device: torch.device):
         self.config, self.model, self.task, self.device = config, model, task, device
         self.params = [p for p in model.components.parameters()] + list(model.ci_fns.parameters())
-        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        # fused: one kernel for all parameters instead of ~25 small ops per tensor
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0, fused=True)
         self.data_generator = torch.Generator(device=device).manual_seed(config.seed)
         self.mask_generator = torch.Generator(device=device).manual_seed(config.seed + MASK_SEED_OFFSET)
         self.tracker = AliveComponentsTracker(
@@ -72,7 +74,9 @@ class Trainer:
         if warmup is None:
             return
         params = list(self.model.components.parameters())
-        optimizer = torch.optim.AdamW(params, lr=warmup.lr, weight_decay=warmup.weight_decay)
+        optimizer = torch.optim.AdamW(
+            params, lr=warmup.lr, weight_decay=warmup.weight_decay, fused=True
+        )
         for _ in range(warmup.steps):
             loss = faithfulness_loss(self.model)
             optimizer.zero_grad(set_to_none=True)
@@ -87,12 +91,9 @@ class Trainer:
             group["lr"] = lr
         batch = self.task.sample_batch(config.batch_size, self.data_generator)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
-            with torch.no_grad():
-                target_out, inputs = self.model.forward_caching_inputs(batch)
-            ci = self.model.causal_importances(inputs)
-            total, terms = compute_losses(
-                self.model, batch, target_out, ci, config, step, self.mask_generator
-            )
+            data = run_target(self.model, batch, self.task.independent_rows)
+            ci = self.model.causal_importances(data.inputs)
+            total, terms = compute_losses(self.model, data, ci, config, step, self.mask_generator)
         self.tracker.update(ci.lower)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

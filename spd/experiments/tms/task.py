@@ -50,4 +50,5 @@ def build_tms_task(
         target=load_tms_target(task_config, pretrained_model_path, device),
         sample_batch=sample_batch,
         feature_probe=torch.eye(n_features, device=device) * PROBE_VALUE,
+        independent_rows=True,
     )
