@@ -6,8 +6,9 @@
         manifest.json     Manifest: every job, its params, state, attempts, SLURM id, paths
         code/             snapshot of the packages the jobs run (code as of submission)
         configs/<job>.yaml  each job's resolved, validated config
-        scripts/          rendered sbatch scripts
-        logs/             job logs
+        scripts/          rendered sbatch scripts (array_000.sbatch, ...)
+        logs/             submitit's job files and logs: <slurm id>_0_log.out for SLURM jobs,
+                          <job>.<attempt>/<pid>_0_log.out for local ones
         runs/<job>/       each job's run directory (layout: spd.run_dir.RunDir)
         study.journal     Optuna journal storage (kind "optuna")
         report/           the HTML report (index.html and its PNGs)
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.slurm_resources import SlurmResources
 from spd.atomic_io import atomic_write_text
 from spd.run_dir import RunDir, runs_root
 
@@ -50,6 +52,27 @@ class JobRecord(BaseModel):
     slurm_job_id: str | None = None
     log_path: str | None = Field(None, description="Relative to the sweep directory.")
     error: str | None = None
+    backend: Literal["slurm", "local"] | None = Field(None, description="Where it last ran.")
+    local_job_id: str | None = Field(None, description="Process id of a local (--local) job.")
+    config_path: str | None = Field(None, description="Resolved config, relative to the sweep.")
+    run_dir: str | None = Field(None, description="Run directory, relative to the sweep.")
+
+    @property
+    def scheduler_id(self) -> str | None:
+        """The id submitit knows the last attempt by: SLURM job id or local process id."""
+        return self.slurm_job_id if self.backend == "slurm" else self.local_job_id
+
+
+class LaunchSettings(BaseModel):
+    """How the sweep's jobs were last submitted; `spd-sweep --resume` submits the same way."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["slurm", "local"]
+    n_agents: int | None = Field(None, description="Most jobs running at once; None: no cap.")
+    template: str = Field(description="sbatch template (name in slurm_templates/ or path).")
+    job_name: str = Field(description="SLURM job name of the sweep's arrays.")
+    resources: SlurmResources = Field(default_factory=SlurmResources)
 
 
 class SweepMeta(BaseModel):
@@ -62,6 +85,7 @@ class SweepMeta(BaseModel):
     created: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     title: str | None = None
     project: str | None = Field(None, description="W&B project the runs log to.")
+    launch: LaunchSettings | None = None
 
 
 class Manifest(BaseModel):
@@ -130,6 +154,10 @@ class SweepDir:
 
     def run_dir(self, job_id: str) -> RunDir:
         return RunDir(self.path / "runs" / job_id)
+
+    def relative(self, path: Path) -> str:
+        """A path inside the sweep directory as the manifest records it."""
+        return str(path.relative_to(self.path))
 
     # --- meta and manifest, read and written whole and atomically
     def read_meta(self) -> SweepMeta:

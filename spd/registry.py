@@ -24,6 +24,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("resid_mlp1", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp1.yaml", 60),
         Experiment("resid_mlp2", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp2.yaml", 180),
         Experiment("resid_mlp3", EXPERIMENTS_DIR / "resid_mlp" / "configs" / "resid_mlp3.yaml", 1440),
+        Experiment("tiny_lm_local", EXPERIMENTS_DIR / "lm" / "configs" / "tiny_lm_local.yaml", 5),
+        # The hub LMs are meant for GPUs; on one CPU core they would take months.
+        Experiment("ss_llama", EXPERIMENTS_DIR / "lm" / "configs" / "ss_llama.yaml", 100_000),
+        Experiment("gpt2", EXPERIMENTS_DIR / "lm" / "configs" / "gpt2.yaml", 1_000_000),
     ]
 }
 

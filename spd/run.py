@@ -54,8 +54,14 @@ def build_component_model(config: Config, device: torch.device) -> tuple[Compone
         config.sigmoid_type,
         config.use_delta_component,
         task.output_attr,
+        config.compile,
     )
     return model, task, resolved
+
+
+def wandb_mode() -> str:
+    """WANDB_MODE when set, else online exactly when credentials are (WANDB_API_KEY)."""
+    return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
 
 
 def start_wandb(config: Config, run_dir: RunDir) -> Any | None:
@@ -63,7 +69,7 @@ def start_wandb(config: Config, run_dir: RunDir) -> Any | None:
         return None
     import wandb
 
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    mode = wandb_mode()
     run = wandb.init(
         project=config.wandb_project,
         name=config.wandb_run_name or run_dir.path.name,

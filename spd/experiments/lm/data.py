@@ -104,7 +104,7 @@ def packed_tokens(dataset: Any, tokenize: Tokenize, column: str) -> Tensor:
         desc="tokenize",
     )
     flat = pc.list_flatten(tokenized.data.column(TOKEN_COLUMN))
-    return torch.from_numpy(np.asarray(flat.to_numpy(), dtype=np.int32))
+    return torch.from_numpy(np.array(flat.to_numpy(), dtype=np.int32))  # a writable copy
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,402 @@
+"""spd-sweep (also installed as spd-run, the research code's name): the orchestrator's CLI.
+
+The main command expands, validates and submits; subcommands work on existing sweeps
+(`status`). New modes (an Optuna search) and subcommands (a report) are added as options of
+`main` that pick another launcher, and as `@main.command()`s.
+"""
+
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+from pydantic import ValidationError
+
+from orchestrator.expand import expand_jobs
+from orchestrator.launch import SweepDefinition, launch, open_sweep, write_sweep
+from orchestrator.local_backend import LocalBackend
+from orchestrator.render import (
+    DEFAULT_TEMPLATE,
+    TemplateError,
+    UnsafeValueError,
+    check_sbatch_value,
+    resolve_template,
+)
+from orchestrator.report.cli import create_report, report
+from orchestrator.slurm_backend import SlurmBackend
+from orchestrator.slurm_resources import SlurmResources
+from orchestrator.submit import Backend, SubmissionError
+from orchestrator.sweep_dir import JobState, LaunchSettings, Manifest, SweepDir
+from orchestrator.sweep_file import SweepFileError, load_sweep_file
+from orchestrator.track import progress_text, refresh, state_counts, status_table
+from orchestrator.validate import (
+    SweepValidationError,
+    check_job_count,
+    job_count_summary,
+    validate_jobs,
+)
+from spd.config_loading import ConfigError
+from spd.registry import EXPERIMENTS
+
+REPO_SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+DEFAULT_SWEEP = Path("sweeps/default.yaml")
+MIN_DEFAULT_TIME_MIN = 10
+MAX_LISTED_RESULTS = 20
+
+USER_ERRORS = (
+    ConfigError,
+    SweepFileError,
+    SweepValidationError,
+    TemplateError,
+    UnsafeValueError,
+    SubmissionError,
+    FileNotFoundError,
+)
+
+JOB_DEFINING_OPTIONS = ("experiments", "sweep_file", "job_suffix", "project", "cpu")
+RESOURCE_OPTIONS = ("partition", "time", "gpus", "cpus_per_task", "mem", "account", "qos")
+
+EXAMPLES = """
+\b
+Examples:
+  spd-sweep --experiments tms_5-2,tms_5-2-id --local    # evaluation runs on this machine
+  spd-sweep --experiments resid_mlp3 --n_agents 8       # on SLURM, 8 jobs at a time
+  spd-sweep --sweep --n_agents 4 --cpu                  # sweeps/default.yaml, CPU-only jobs
+  spd-sweep --experiments tms_5-2 --sweep sweeps/pattern_c_tms_5-2.yaml --dry-run
+  spd-sweep --sweep my.yaml --partition gpu --time 2:00:00 --sbatch constraint=a100
+  spd-sweep status eval-3fa2b1c0                        # table of job states
+  spd-sweep report eval-3fa2b1c0 --title "C sweep"      # (re)build <sweep>/report/index.html
+  spd-sweep --resume eval-3fa2b1c0 --retry-failed       # resubmit what has no result
+
+\b
+Re-running the same command submits only the jobs without a result (failed ones with
+--retry-failed). Sweeps live in $SPD_RUNS_DIR/sweeps/<sweep id> (default ./runs).
+"""
+
+
+def parse_sbatch_flags(flags: tuple[str, ...]) -> dict[str, str]:
+    """('constraint=a100', 'exclusive') -> {'constraint': 'a100', 'exclusive': ''}."""
+    extra = {}
+    for flag in flags:
+        key, _, value = flag.partition("=")
+        extra[key.strip().removeprefix("--").replace("_", "-")] = value
+    return extra
+
+
+def default_time_minutes(experiments: list[str]) -> int:
+    """Twice the slowest experiment's expected runtime: room to spare, and jobs that still hit
+    the limit are requeued and resume from their checkpoint."""
+    slowest = max(EXPERIMENTS[name].expected_runtime_min for name in experiments)
+    return max(MIN_DEFAULT_TIME_MIN, math.ceil(2 * slowest))
+
+
+def resources_from(options: dict[str, Any], base: SlurmResources | None = None) -> SlurmResources:
+    values = base.model_dump() if base is not None else {}
+    values.update({k: v for k, v in options.items() if v is not None})
+    try:
+        return SlurmResources(**values)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}"
+            for err in e.errors()
+        )
+        raise click.UsageError(problems) from None
+
+
+def parse_experiments(text: str | None, sweep_sections: list[str]) -> list[str]:
+    if text is None:
+        return sweep_sections or list(EXPERIMENTS)
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in EXPERIMENTS]
+    if unknown or not names:
+        given_names = ", ".join(unknown) or "(none given)"
+        raise click.UsageError(
+            f"unknown experiment(s) {given_names}; known: {', '.join(EXPERIMENTS)}"
+        )
+    return names
+
+
+def build_backend(settings: LaunchSettings, n_jobs: int) -> Backend:
+    if settings.backend == "local":
+        cpus = len(os.sched_getaffinity(0))
+        n_agents = settings.n_agents or min(n_jobs, cpus) or 1
+        return LocalBackend(n_agents, threads_per_job=max(1, cpus // n_agents))
+    return SlurmBackend(
+        resolve_template(settings.template),
+        settings.job_name,
+        settings.resources,
+        settings.n_agents,
+        workdir=Path.cwd(),
+    )
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+@click.group(
+    invoke_without_command=True,
+    epilog=EXAMPLES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--experiments",
+    metavar="A,B",
+    help="Registry experiments, comma-separated. Default: those with a section in the "
+    "sweep file, else all.",
+)
+@click.option(
+    "--sweep",
+    "sweep_file",
+    is_flag=False,
+    flag_value=str(DEFAULT_SWEEP),
+    default=None,
+    metavar="[FILE]",
+    help=f"Expand a sweep file (alone: {DEFAULT_SWEEP}). Without "
+    "--sweep each experiment's config runs once.",
+)
+@click.option(
+    "--n_agents",
+    "--n-agents",
+    type=click.IntRange(min=1),
+    help="At most this many jobs run at once (default: SLURM no cap; local: CPUs).",
+)
+@click.option("--cpu", is_flag=True, help="Jobs run on CPU and request no GPU.")
+@click.option("--job_suffix", "--job-suffix", help="Appended to run names and the SLURM job name.")
+@click.option("--project", help="W&B project the runs log to (default: no W&B).")
+@click.option("--local", is_flag=True, help="Run on this machine instead of SLURM.")
+@click.option(
+    "--dry-run",
+    "--dry_run",
+    "dry_run",
+    is_flag=True,
+    help="Expand, validate and render; submit nothing.",
+)
+@click.option("--partition", help="SLURM partition.")
+@click.option("--time", help="SLURM time limit (default: twice the expected runtime).")
+@click.option("--gpus", type=click.IntRange(min=0), help="GPUs per job (default 1; 0 with --cpu).")
+@click.option(
+    "--cpus-per-task",
+    "--cpus_per_task",
+    "cpus_per_task",
+    type=click.IntRange(min=1),
+    help="CPUs per job; jobs use them as torch threads.",
+)
+@click.option("--mem", help="Memory per job, e.g. 8G.")
+@click.option("--account", help="SLURM account.")
+@click.option("--qos", help="SLURM quality of service.")
+@click.option(
+    "--sbatch",
+    "sbatch_flags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other sbatch flag, e.g. --sbatch constraint=a100. Repeatable.",
+)
+@click.option(
+    "--template",
+    default=DEFAULT_TEMPLATE,
+    show_default=True,
+    help="sbatch template: a name in slurm_templates/ or a file.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Submit sweeps of more than 1,000 jobs.")
+@click.option(
+    "--resume",
+    "resume_ref",
+    metavar="SWEEP_ID",
+    help="Continue a sweep: submit its jobs that have no result.",
+)
+@click.option(
+    "--retry-failed",
+    "--retry_failed",
+    "retry_failed",
+    is_flag=True,
+    help="Also resubmit failed jobs.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Follow the jobs until they finish, with progress.",
+)
+@click.option(
+    "--poll-interval",
+    "--poll_interval",
+    "poll_interval_s",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between state checks while waiting.",
+)
+@click.option(
+    "--create_report/--no-create_report",
+    "--create-report/--no-create-report",
+    "create_report",
+    default=True,
+    help="End with the sweep's report (<sweep>/report/index.html; W&B too when online). "
+    "Default: on.",
+)
+@click.option("--report_title", "--report-title", "report_title", help="Title of the report.")
+@click.pass_context
+def main(ctx: click.Context, **options: Any) -> None:
+    """Run SPD decompositions of registry experiments: evaluation runs or sweeps, on SLURM
+    (job arrays) or locally, tracked in a sweep directory."""
+    if ctx.invoked_subcommand is not None:
+        return
+    # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        if options["resume_ref"] is not None:
+            sweep, manifest, settings = resume_sweep(ctx, options)
+        else:
+            sweep, manifest, settings = new_sweep(options)
+        backend = build_backend(settings, len(manifest.jobs))
+        manifest = launch(
+            sweep,
+            manifest,
+            backend,
+            settings,
+            dry_run=options["dry_run"],
+            retry_failed=options["retry_failed"],
+            wait=options["wait"],
+            poll_interval_s=options["poll_interval_s"],
+            echo=click.echo,
+        )
+    except USER_ERRORS as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:  # launch() said what happened to the jobs
+        sys.exit(130)
+    click.echo(f"Sweep directory: {sweep.path}")
+    if options["dry_run"]:
+        return
+    print_results(sweep, manifest)
+    if options["create_report"]:
+        create_report(sweep, options["report_title"], use_wandb=True, echo=click.echo)
+    if not options["wait"]:
+        click.echo(f"Follow it with: spd-sweep status {sweep.sweep_id}")
+        return
+    counts = state_counts(manifest)
+    if counts[JobState.FAILED] or counts[JobState.CANCELLED]:
+        sys.exit(1)
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettings]:
+    sweep_path = None if options["sweep_file"] is None else Path(options["sweep_file"])
+    if sweep_path == DEFAULT_SWEEP and not sweep_path.exists():
+        sweep_path = REPO_SWEEPS_DIR / DEFAULT_SWEEP.name
+    sweep_file = load_sweep_file(sweep_path) if sweep_path is not None else None
+    experiments = parse_experiments(
+        options["experiments"], list(sweep_file.experiments) if sweep_file else []
+    )
+    suffix = options["job_suffix"]
+    if suffix is not None:
+        check_sbatch_value(suffix, "--job_suffix")
+    if options["cpu"] and options["gpus"]:
+        raise click.UsageError("--cpu asks for no GPU; drop --gpus or --cpu")
+    overrides: dict[str, Any] = {"device": "cpu"} if options["cpu"] else {}
+    if options["project"]:
+        overrides["wandb_project"] = options["project"]
+
+    jobs = validate_jobs(expand_jobs(experiments, sweep_file, overrides, suffix))
+    click.echo(job_count_summary(jobs))
+    check_job_count(len(jobs), options["yes"] or options["dry_run"])
+
+    label = "eval" if sweep_path is None else sweep_path.stem
+    resource_options = {name: options[name] for name in RESOURCE_OPTIONS}
+    resource_options["gpus"] = (
+        options["gpus"] if options["gpus"] is not None else int(not options["cpu"])
+    )
+    resource_options["time"] = options["time"] or str(default_time_minutes(experiments))
+    settings = LaunchSettings(
+        backend="local" if options["local"] else "slurm",
+        n_agents=options["n_agents"],
+        template=options["template"],
+        job_name="-".join(["spd", label] + ([suffix] if suffix else [])),
+        resources=resources_from(
+            resource_options | {"extra": parse_sbatch_flags(options["sbatch_flags"])}
+        ),
+    )
+    resolve_template(settings.template)  # a missing template fails before anything is written
+    definition = SweepDefinition(
+        kind="evaluation" if sweep_path is None else "grid",
+        label=label,
+        jobs=jobs,
+        command=["spd-sweep", *sys.argv[1:]],
+        sweep_file=sweep_path,
+        job_suffix=suffix,
+        project=options["project"],
+    )
+    sweep, manifest = write_sweep(definition)
+    return sweep, manifest, settings
+
+
+def resume_sweep(
+    ctx: click.Context, options: dict[str, Any]
+) -> tuple[SweepDir, Manifest, LaunchSettings]:
+    """The sweep as it was defined, with the launch options given now replacing the stored ones."""
+    fixed = [name for name in JOB_DEFINING_OPTIONS if given(ctx, name)]
+    if fixed:
+        flags = ", ".join("--" + name for name in fixed)
+        raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
+    sweep = open_sweep(options["resume_ref"])
+    stored = sweep.read_meta().launch
+    if stored is None:
+        raise click.UsageError(f"sweep {sweep.sweep_id} was never submitted: run its command again")
+    updates: dict[str, Any] = {}
+    if given(ctx, "local"):
+        updates["backend"] = "local"
+    for name in ("n_agents", "template"):
+        if given(ctx, name):
+            updates[name] = options[name]
+    resource_options = {name: options[name] for name in RESOURCE_OPTIONS if given(ctx, name)}
+    if given(ctx, "sbatch_flags"):
+        resource_options["extra"] = parse_sbatch_flags(options["sbatch_flags"])
+    updates["resources"] = resources_from(resource_options, stored.resources)
+    return sweep, sweep.read_manifest(), stored.model_copy(update=updates)
+
+
+def print_results(sweep: SweepDir, manifest: Manifest) -> None:
+    """Where each run's summary and figures are (the first few), and the state counts."""
+    for record in manifest.jobs[:MAX_LISTED_RESULTS]:
+        run_dir = sweep.run_dir(record.job_id)
+        if record.state == JobState.COMPLETED:
+            click.echo(f"{record.name}: {run_dir.summary}  (figures: {run_dir.figures})")
+        elif record.state in (JobState.FAILED, JobState.CANCELLED):
+            log = sweep.path / record.log_path if record.log_path else "no log"
+            click.echo(f"{record.name}: {record.state.value}: {record.error}  (log: {log})")
+        else:
+            click.echo(f"{record.name}: {record.state.value}")
+    if len(manifest.jobs) > MAX_LISTED_RESULTS:
+        more = len(manifest.jobs) - MAX_LISTED_RESULTS
+        click.echo(f"... and {more} more: spd-sweep status {sweep.sweep_id}")
+    click.echo(progress_text(state_counts(manifest)))
+
+
+@main.command()
+@click.argument("sweep_ref", metavar="SWEEP")
+def status(sweep_ref: str) -> None:
+    """Print the state of every job of a sweep (by id, or a sweep directory)."""
+    try:
+        sweep = open_sweep(sweep_ref)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    manifest = sweep.read_manifest()
+    refresh(sweep, manifest)  # read-only: the sweep's own orchestrator writes the manifest
+    meta = sweep.read_meta()
+    click.echo(f"Sweep {meta.sweep_id} ({meta.kind}, code {meta.code_version}): {sweep.path}")
+    click.echo(status_table(sweep, manifest))
+    click.echo(progress_text(state_counts(manifest)))
+
+
+main.add_command(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The report's own figures, each comparing the runs of one experiment."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from orchestrator.report.model import ExperimentReport, ordered_union
+
+MAX_LEGEND_RUNS = 20
+"""Beyond this many runs a legend hides the curves; the run table names them instead."""
+MIN_LOSS = 1e-12
+"""Floor of the log scale: an exactly zero loss stays on the plot."""
+
+
+def overlaid_loss_curves(experiment: ExperimentReport) -> Figure | None:
+    """One panel per loss term, one line per run (same colour in every panel), log scale."""
+    runs = [run for run in experiment.runs if run.loss_curves]
+    if not runs:
+        return None
+    terms = sorted(
+        ordered_union(run.loss_curves for run in runs), key=lambda t: (t != "loss/total", t)
+    )
+    n_cols = min(3, len(terms))
+    n_rows = -(-len(terms) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.5 * n_cols, 3.2 * n_rows), squeeze=False)
+    colours = plt.get_cmap("tab20" if len(runs) > 10 else "tab10")
+    for ax, term in zip(axes.flat, terms):
+        for i, run in enumerate(runs):
+            if term in run.loss_curves:
+                curve = run.loss_curves[term]
+                ax.plot(
+                    curve.steps,
+                    np.maximum(curve.values, MIN_LOSS),
+                    color=colours(i % colours.N),
+                    label=run.short_name,
+                    linewidth=1.2,
+                )
+        ax.set_yscale("log")
+        ax.set_title(term.removeprefix("loss/"), fontsize=10)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(terms) :]:
+        ax.set_visible(False)
+    if len(runs) <= MAX_LEGEND_RUNS:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{experiment.name}: training losses (unweighted)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def alive_against_c(experiment: ExperimentReport) -> Figure | None:
+    """Per module, each completed run's alive components (dark) inside a bar of its C (light)."""
+    runs = experiment.completed
+    paths = experiment.module_paths
+    if not runs or not paths:
+        return None
+    width = min(20.0, max(6.0, 2.5 + 0.45 * len(runs)))
+    fig, axes = plt.subplots(len(paths), 1, figsize=(width, 2.4 * len(paths) + 0.8), squeeze=False)
+    x = np.arange(len(runs))
+    for ax, path in zip(axes[:, 0], paths):
+        c = [run.modules.get(path, {}).get("C", np.nan) for run in runs]
+        alive = [run.modules.get(path, {}).get("alive", np.nan) for run in runs]
+        ax.bar(x, c, color="#d0d7e2", label="C", width=0.7)
+        ax.bar(x, alive, color="#2b6cb0", label="alive", width=0.45)
+        ax.set_title(path, fontsize=10)
+        ax.set_ylabel("components")
+        ax.set_xticks(x, [run.short_name for run in runs], rotation=30, ha="right", fontsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"{experiment.name}: alive components against C", fontsize=11)
+    fig.tight_layout()
+    return fig

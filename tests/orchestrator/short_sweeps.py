@@ -1,0 +1,30 @@
+"""Sweeps whose jobs run in seconds, for tests that really run them."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SHORT_RUN: dict[str, Any] = {
+    "steps": 50,
+    "eval_freq": 50,
+    "save_freq": 25,
+    "log_freq": 25,
+    "batch_size": 64,
+    "n_eval_steps": 1,
+    "image_freq": None,
+    "task_config.target.train_steps": 300,
+}
+"""Fixed overrides that make a tms_5-2 job take seconds (its target trains in ~1 s)."""
+
+SHORT_ID_TARGET: dict[str, Any] = {
+    "task_config.target.train_steps": 1000,
+    "task_config.target.train_batch_size": 256,
+    "task_config.target.train_seed": 4,
+}
+"""A tms_5-2-id target that trains quickly: with seed 4, 1000 steps represent every feature."""
+
+
+def write_sweep_file(path: Path, sections: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(sections, sort_keys=False))
+    return path

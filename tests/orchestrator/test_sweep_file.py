@@ -1,0 +1,122 @@
+from pathlib import Path
+
+import pytest
+
+from orchestrator.params import ConfigKey, PatternC
+from orchestrator.sweep_file import SweepFile, SweepFileError, load_sweep_file
+from tests.orchestrator.short_sweeps import write_sweep_file
+
+
+def labels_and_values(sweep: SweepFile, experiment: str) -> list[tuple[str, tuple, bool]]:
+    return [(p.label, p.values, p.swept) for p in sweep.params_for(experiment)]
+
+
+def test_global_and_section_merge_in_file_order() -> None:
+    sweep = SweepFile.model_validate(
+        {
+            "global": {"seed": {"values": [0, 1]}, "steps": 100, "lr": {"values": [1e-3]}},
+            "tms_5-2": {"lr": {"values": [1e-2, 3e-2]}, "batch_size": 32},
+        }
+    )
+    assert labels_and_values(sweep, "tms_5-2") == [
+        ("seed", (0, 1), True),
+        ("steps", (100,), False),
+        ("lr", (1e-2, 3e-2), True),  # overridden in place
+        ("batch_size", (32,), False),
+    ]
+    # An experiment without a section gets the global keys only.
+    assert labels_and_values(sweep, "tms_40-10") == [
+        ("seed", (0, 1), True),
+        ("steps", (100,), False),
+        ("lr", (1e-3,), True),
+    ]
+
+
+def test_nested_and_dotted_keys_are_the_same_key() -> None:
+    sweep = SweepFile.model_validate(
+        {
+            "global": {"losses": {"importance_minimality": {"coeff": {"values": [1, 2]}}}},
+            "tms_5-2": {"losses.importance_minimality.coeff": {"values": [3]}},
+        }
+    )
+    params = sweep.params_for("tms_5-2")
+    assert [(p.key, p.values) for p in params] == [
+        (ConfigKey("losses.importance_minimality.coeff"), (3,))
+    ]
+
+
+def test_lists_are_values_fixed_or_swept() -> None:
+    sweep = SweepFile.model_validate(
+        {"global": {"ci_fn_hidden_dims": [32], "wandb_tags": {"values": [["a"], ["a", "b"]]}}}
+    )
+    assert labels_and_values(sweep, "tms_5-2") == [
+        ("ci_fn_hidden_dims", ([32],), False),
+        ("wandb_tags", (["a"], ["a", "b"]), True),
+    ]
+
+
+def test_pattern_c_per_pattern_and_for_all_patterns() -> None:
+    sweep = SweepFile.model_validate(
+        {
+            "tms_5-2": {
+                "C": {"layers.*.mlp_in": {"values": [100, 200]}, "linear2": 7},
+                "identity_C": {"values": [3, 4]},
+            }
+        }
+    )
+    params = sweep.params_for("tms_5-2")
+    assert [(p.key, p.values, p.swept) for p in params] == [
+        (PatternC("target_module_patterns", "layers.*.mlp_in"), (100, 200), True),
+        (PatternC("target_module_patterns", "linear2"), (7,), False),
+        (PatternC("identity_module_patterns", None), (3, 4), True),
+    ]
+    assert [p.label for p in params] == ["C[layers.*.mlp_in]", "C[linear2]", "identity_C"]
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"tms_5-3": {"seed": 1}}, "unknown experiment section(s) tms_5-3"),
+        ({"global": {"seed": {"values": []}}}, "`values` must be a non-empty list"),
+        ({"global": {"seed": {"values": 3}}}, "`values` must be a non-empty list"),
+        ({"global": {"seed": {"values": [1], "extra": 2}}}, "a swept key takes only `values:`"),
+        ({"global": {"losses": {}}}, "an empty mapping sets nothing"),
+        ({"tms_5-2": {"C": {"linear1": {"min": 1}}}}, "C[linear1]: give a C or {values: [...]}"),
+        ({"global": [1, 2]}, "global: Input should be a valid dictionary"),
+    ],
+)
+def test_malformed_sweep_files_are_rejected_on_load(
+    tmp_path: Path, sections: dict, message: str
+) -> None:
+    path = write_sweep_file(tmp_path / "bad.yaml", sections)
+    with pytest.raises(SweepFileError) as error:
+        load_sweep_file(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_unknown_section_lists_known_experiments(tmp_path: Path) -> None:
+    path = write_sweep_file(tmp_path / "s.yaml", {"tms5-2": {"seed": 1}})
+    with pytest.raises(SweepFileError, match="tms_5-2, tms_5-2-id"):
+        load_sweep_file(path)
+
+
+def test_missing_and_invalid_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(SweepFileError, match="does not exist"):
+        load_sweep_file(tmp_path / "nope.yaml")
+    (tmp_path / "broken.yaml").write_text("global: {seed: [1,\n")
+    with pytest.raises(SweepFileError, match="not valid YAML"):
+        load_sweep_file(tmp_path / "broken.yaml")
+
+
+def test_shipped_sweep_files_load() -> None:
+    sweeps = Path(__file__).resolve().parents[2] / "sweeps"
+    default = load_sweep_file(sweeps / "default.yaml")
+    assert list(default.experiments) == ["tms_5-2", "tms_40-10"]
+    pattern_c = load_sweep_file(sweeps / "pattern_c_tms_5-2.yaml")
+    assert [p.label for p in pattern_c.params_for("tms_5-2")] == ["C[linear1]", "C[linear2]"]
+    resid = load_sweep_file(sweeps / "pattern_c_resid_mlp3.yaml").params_for("resid_mlp3")
+    assert [(p.label, len(p.values)) for p in resid] == [
+        ("C[layers.*.mlp_in]", 3),
+        ("C[layers.*.mlp_out]", 2),
+    ]
