@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# The embedded default: evaluation runs of tms_5-2 and tms_5-2-id on this machine, through the same
+# orchestrator code path as a SLURM sweep. It prints where each run's summary and figures are.
 demo: install
-	$(VENV)/bin/spd-decompose tms_5-2 --out runs/demo/tms_5-2
+	$(VENV)/bin/spd-sweep --experiments tms_5-2,tms_5-2-id --local --n_agents 2
 
 test: install
 	bash scripts/run_tests.sh -m "not slow"
