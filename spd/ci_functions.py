@@ -5,14 +5,28 @@
 - `shared_mlp`: one MLP of x with C outputs.
 
 The per-component MLPs are batched: the weights of all C MLPs of a layer form one (C, in, out)
-tensor, so a layer is one einsum over every component instead of C small matmuls.
+tensor, so a layer is one op over every component instead of C small matmuls. With one hidden
+layer (the paper's setting) `mlp` and `vector_mlp` run through the memory-lean kernels of
+spd.ci_kernels (fused by torch.compile with `compile=True`); `reference_forward` keeps the plain
+autograd math, which deeper CI MLPs always use.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from spd.ci_kernels import ScalarMLPKernels, VectorMLPKernels, scalar_mlp, vector_mlp
+
+RELU_GAIN = math.sqrt(2.0)
+
+
+def flat_rows(fn: Callable[[Tensor], Tensor], x: Tensor, dtype: torch.dtype) -> Tensor:
+    """fn on x with every leading axis flattened into rows, computed in `dtype`."""
+    out = fn(x.reshape(-1, x.shape[-1]).to(dtype))
+    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class ParallelLinear(nn.Module):
@@ -27,13 +41,10 @@ class ParallelLinear(nn.Module):
         return torch.einsum("...ci,cio->...co", x, self.W) + self.b
 
 
-RELU_GAIN = math.sqrt(2.0)
-
-
 class PerComponentMLP(nn.Module):
     """`mlp`: scalar -> hidden dims -> scalar for each component, GELU between layers."""
 
-    def __init__(self, C: int, hidden_dims: list[int], device: torch.device):
+    def __init__(self, C: int, hidden_dims: list[int], device: torch.device, compile: bool = False):
         super().__init__()
         if not hidden_dims:
             raise ValueError("mlp needs at least one hidden dim")
@@ -42,8 +53,17 @@ class PerComponentMLP(nn.Module):
             ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
+        self.kernels = ScalarMLPKernels.build(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
 
     def forward(self, inner_acts: Tensor) -> Tensor:
+        if self.kernels is None:
+            return self.reference_forward(inner_acts)
+        first, kernels = self.hidden[0], self.kernels
+        W1, W2, b2 = first.W[:, 0, :], self.out.W[:, :, 0], self.out.b[:, 0]  # type: ignore[index]
+        return flat_rows(lambda a: scalar_mlp(a, W1, first.b, W2, b2, kernels), inner_acts, W1.dtype)
+
+    def reference_forward(self, inner_acts: Tensor) -> Tensor:
+        """The plain autograd math, which keeps every hidden activation for backward."""
         first, *rest = self.hidden
         # in_dim 1 and out_dim 1 make the first and last layers broadcasts, not matmuls.
         h = F.gelu(torch.addcmul(first.b, inner_acts.unsqueeze(-1), first.W[:, 0, :]))
@@ -55,7 +75,9 @@ class PerComponentMLP(nn.Module):
 class PerComponentVectorMLP(nn.Module):
     """`vector_mlp`: d_in -> hidden dims -> scalar for each component, GELU between layers."""
 
-    def __init__(self, C: int, d_in: int, hidden_dims: list[int], device: torch.device):
+    def __init__(
+        self, C: int, d_in: int, hidden_dims: list[int], device: torch.device, compile: bool = False
+    ):
         super().__init__()
         if not hidden_dims:
             raise ValueError("vector_mlp needs at least one hidden dim")
@@ -69,8 +91,16 @@ class PerComponentVectorMLP(nn.Module):
             ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
+        self.kernels = VectorMLPKernels.build(compile, C, first) if not rest else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kernels is None:
+            return self.reference_forward(x)
+        W2, b2, kernels = self.out.W[:, :, 0], self.out.b[:, 0], self.kernels
+        return flat_rows(lambda rows: vector_mlp(rows, self.W_in, self.b_in, W2, b2, kernels), x, self.W_in.dtype)
+
+    def reference_forward(self, x: Tensor) -> Tensor:
+        """The plain autograd math, which keeps every hidden activation for backward."""
         h = F.gelu(x @ self.W_in + self.b_in).unflatten(-1, (self.C, self.first_dim))
         for layer in self.hidden:
             h = F.gelu(layer(h))
@@ -78,7 +108,8 @@ class PerComponentVectorMLP(nn.Module):
 
 
 class SharedMLP(nn.Module):
-    """`shared_mlp`: one MLP d_in -> hidden dims -> C."""
+    """`shared_mlp`: one MLP d_in -> hidden dims -> C. Its activations are (rows, hidden), small
+    enough for plain autograd, so its forward is its reference."""
 
     def __init__(self, C: int, d_in: int, hidden_dims: list[int], device: torch.device):
         super().__init__()
@@ -93,17 +124,29 @@ class SharedMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def reference_forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
 
 def make_ci_function(
-    ci_fn_type: str, C: int, d_in: int, hidden_dims: list[int], is_embedding: bool, device: torch.device
+    ci_fn_type: str,
+    C: int,
+    d_in: int,
+    hidden_dims: list[int],
+    is_embedding: bool,
+    device: torch.device,
+    compile: bool = False,
 ) -> nn.Module:
-    """The CI function of one module. Embeddings read token ids, so they only take `mlp`."""
+    """The CI function of one module. Embeddings read token ids, so they only take `mlp`.
+
+    `compile` fuses the custom passes of `mlp` and `vector_mlp` with torch.compile.
+    """
     if is_embedding and ci_fn_type != "mlp":
         raise ValueError(f"embedding modules need ci_fn_type 'mlp', not {ci_fn_type!r}")
     if ci_fn_type == "mlp":
-        return PerComponentMLP(C, hidden_dims, device)
+        return PerComponentMLP(C, hidden_dims, device, compile)
     if ci_fn_type == "vector_mlp":
-        return PerComponentVectorMLP(C, d_in, hidden_dims, device)
+        return PerComponentVectorMLP(C, d_in, hidden_dims, device, compile)
     if ci_fn_type == "shared_mlp":
         return SharedMLP(C, d_in, hidden_dims, device)
     raise ValueError(f"unknown ci_fn_type {ci_fn_type!r}")

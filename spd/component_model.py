@@ -15,7 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from spd.ci_functions import make_ci_function, reads_inner_acts
-from spd.components import Components, EmbeddingComponents, make_components, target_weight
+from spd.components import (
+    Components,
+    EmbeddingComponents,
+    TransposedComponents,
+    make_components,
+    target_weight,
+)
 from spd.sigmoids import SIGMOIDS
 
 
@@ -51,6 +57,8 @@ class ComponentModel(nn.Module):
         sigmoid_type: str,
         use_delta_component: bool,
         output_attr: str | None = None,
+        tied_modules: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        compile_ci_fns: bool = False,
     ):
         super().__init__()
         self.target = target.requires_grad_(False)
@@ -72,12 +80,31 @@ class ComponentModel(nn.Module):
                 ci_fn_hidden_dims,
                 isinstance(module, nn.Embedding),
                 weight.device,
+                compile_ci_fns,
             )
             module.register_forward_pre_hook(partial(self._cache_input_hook, path))
             module.register_forward_hook(partial(self._replace_output_hook, path))
+        for source, tied in tied_modules:
+            self._tie(source, tied)
         self._active_masks: dict[str, ModuleMask] = {}
         self._weight_deltas: dict[str, Tensor] = {}
         self._input_cache: dict[str, Tensor] | None = None
+
+    def _tie(self, source: str, tied: str) -> None:
+        """Make `tied` share `source`'s subcomponents, transposed (see TransposedComponents)."""
+        for path in (source, tied):
+            if path not in self.module_to_c:
+                raise ValueError(f"tied_components: {path!r} is not a decomposed module")
+        if self.module_to_c[source] != self.module_to_c[tied]:
+            raise ValueError(
+                f"tied_components: {source!r} (C={self.module_to_c[source]}) and {tied!r} "
+                f"(C={self.module_to_c[tied]}) must have the same C"
+            )
+        source_weight = target_weight(self.target.get_submodule(source))
+        tied_module = self.target.get_submodule(tied)
+        if target_weight(tied_module).shape != source_weight.T.shape:
+            raise ValueError(f"tied_components: the weight of {tied!r} is not shaped like {source!r}'s transpose")
+        self.components[module_key(tied)] = TransposedComponents(self.components_of(source), tied_module)
 
     @property
     def module_paths(self) -> list[str]:
@@ -153,20 +180,23 @@ class ComponentModel(nn.Module):
     def _pre_sigmoid_ci(self, path: str, x: Tensor) -> Tensor:
         """The CI function's output for every position of x, (..., C).
 
-        A CI function maps each input row on its own, and sparse inputs (the toy models') are
-        mostly all-zero rows, which all get the same output. So the function runs on the
-        non-zero rows plus one zero row, and the zero row's output is broadcast: the same
+        A CI function maps each input row on its own, and sparse inputs (the toy models') have
+        all-zero rows, which all get the same output. So the function (and the inner acts it
+        reads) runs on the non-zero rows plus one zero row, whose output is broadcast: the same
         values and gradients as running it on every row, in a fraction of the work.
         """
         components = self.components_of(path)
         ci_fn = self.ci_fns[module_key(path)]
-        ci_input = components.inner_acts(x) if reads_inner_acts(self.ci_fn_type) else x
+
+        def ci_of(rows: Tensor) -> Tensor:
+            return ci_fn(components.inner_acts(rows) if reads_inner_acts(self.ci_fn_type) else rows)
+
         if isinstance(components, EmbeddingComponents):  # token ids: no zero rows to share
-            return ci_fn(ci_input)
-        rows = ci_input.flatten(0, -2)
-        nonzero = x.flatten(0, -2).ne(0).any(-1)
-        nonzero_index = nonzero.nonzero().squeeze(-1)
-        zero_row_out = ci_fn(rows.new_zeros(1, rows.shape[-1]))
-        out = zero_row_out.expand(rows.shape[0], -1)
-        out = out.index_put((nonzero_index,), ci_fn(rows[nonzero_index]))
-        return out.unflatten(0, ci_input.shape[:-1])
+            return ci_of(x)
+        rows = x.flatten(0, -2)
+        nonzero_index = rows.ne(0).any(-1).nonzero().squeeze(-1)
+        if len(nonzero_index) == len(rows):
+            return ci_of(rows).unflatten(0, x.shape[:-1])
+        out = ci_of(torch.cat([rows[nonzero_index], rows.new_zeros(1, rows.shape[-1])]))
+        shared = out[-1:].expand(len(rows), -1).index_put((nonzero_index,), out[:-1])
+        return shared.unflatten(0, x.shape[:-1])

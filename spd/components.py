@@ -87,3 +87,29 @@ def make_components(target: nn.Module, C: int) -> Components:
     if isinstance(target, nn.Embedding):
         return EmbeddingComponents(target, C)
     return Components(target, C)
+
+
+class TransposedComponents(Components):
+    """The subcomponents of a module whose weight is the transpose of another's (TMS's tied
+    linear2 = linear1ᵀ), shared with that module's: V = sourceᵀ.U, U = sourceᵀ.V.
+
+    Sharing lets the better-conditioned module (linear1, whose inputs are the sparse features)
+    shape both decompositions. It owns no parameters, only the target's bias.
+    """
+
+    def __init__(self, source: Components, target: nn.Module):
+        nn.Module.__init__(self)
+        self.C = source.C
+        object.__setattr__(self, "source", source)  # not a submodule: its parameters are source's
+        bias = getattr(target, "bias", None)
+        self.register_buffer(
+            "bias", bias.detach() if isinstance(bias, Tensor) else None, persistent=False
+        )
+
+    @property
+    def V(self) -> Tensor:  # type: ignore[override]
+        return self.source.U.T
+
+    @property
+    def U(self) -> Tensor:  # type: ignore[override]
+        return self.source.V.T

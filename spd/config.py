@@ -90,6 +90,12 @@ class Config(StrictModel):
     )
     target_module_patterns: list[ModulePattern] = Field(min_length=1)
     identity_module_patterns: list[ModulePattern] = Field(default_factory=list)
+    tied_components: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="[source, tied] module pairs whose target weights are transposes of each other "
+        "(TMS: linear2 = linear1ᵀ); the tied module shares the source's subcomponents, transposed. "
+        "Both need the same C.",
+    )
 
     # --- the method
     seed: int = 0

@@ -88,7 +88,8 @@ def evaluate(
     for path in model.module_paths:
         components = model.components_of(path)
         weight = target_weight(model.target.get_submodule(path)).float()
-        mmcs, ml2r = mmcs_ml2r(weight, components.V.float(), components.U.float())
+        alive = tracker.alive_mask(path)
+        mmcs, ml2r = mmcs_ml2r(weight, components.V.float(), components.U.float(), alive)
         metrics[f"mmcs/{path}"], metrics[f"ml2r/{path}"] = mmcs, ml2r
 
     probe_ci: dict[str, np.ndarray] = {}

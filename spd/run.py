@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def build_component_model(config: Config, device: torch.device) -> tuple[Compone
         config.sigmoid_type,
         config.use_delta_component,
         task.output_attr,
-        config.compile,
+        tied_modules=config.tied_components,
+        compile_ci_fns=config.compile,
     )
     return model, task, resolved
 
@@ -138,8 +140,16 @@ def build_summary(
     }
 
 
+EvalHook = Callable[[int, Evaluation], None]
+"""Called with (step, evaluation) after every periodic evaluation, e.g. to prune a search trial."""
+
+
 def run_decomposition(
-    config: Config, out_dir: Path, resume: bool = True, progress: bool = True
+    config: Config,
+    out_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+    on_eval: EvalHook | None = None,
 ) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one decomposition in `out_dir`."""
     run_dir = RunDir(Path(out_dir))
@@ -149,13 +159,15 @@ def run_decomposition(
     run_dir.path.mkdir(parents=True, exist_ok=True)
     handler = attach_run_log(run_dir)
     try:
-        return _run(config, run_dir, resume, progress)
+        return _run(config, run_dir, resume, progress, on_eval)
     finally:
         logging.getLogger("spd").removeHandler(handler)
         handler.close()
 
 
-def _run(config: Config, run_dir: RunDir, resume: bool, progress: bool) -> dict[str, Any]:
+def _run(
+    config: Config, run_dir: RunDir, resume: bool, progress: bool, user_on_eval: EvalHook | None
+) -> dict[str, Any]:
     device = resolve_device(config.device)
     atomic_write_text(run_dir.config, config_to_yaml(config))
     model, task, resolved = build_component_model(config, device)
@@ -176,6 +188,8 @@ def _run(config: Config, run_dir: RunDir, resume: bool, progress: bool) -> dict[
     def on_eval(step: int, evaluation: Evaluation) -> None:
         if config.image_freq is not None and step % config.image_freq == 0 and step < config.steps:
             save_figures(run_dir, model, evaluation, config, task)
+        if user_on_eval is not None:
+            user_on_eval(step, evaluation)
 
     started = time.perf_counter()
     evaluation = trainer.run(run_dir, metric_log, on_eval, progress)

@@ -5,6 +5,9 @@ Along the feature axis of a module (the longer one of its weight: the input axis
 linear1, the output axis of linear2), each target column w_j is matched to the subcomponent c
 whose column (U_c V_jc) has the largest cosine similarity with it.
 MMCS = mean_j max_c cos(w_j, U_c V_jc);  ML2R = mean_j ‖U_c* V_jc*‖ / ‖w_j‖.
+
+Only alive components compete: a dead component keeps the direction it had when it died and can
+out-cosine the live one that carries the feature, while it carries almost none of its norm.
 """
 
 import torch
@@ -12,8 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def mmcs_ml2r(target_weight: Tensor, V: Tensor, U: Tensor) -> tuple[float, float]:
-    """target_weight (d_out, d_in), V (d_in, C), U (C, d_out)."""
+def mmcs_ml2r(
+    target_weight: Tensor, V: Tensor, U: Tensor, alive: Tensor | None = None
+) -> tuple[float, float]:
+    """target_weight (d_out, d_in), V (d_in, C), U (C, d_out); alive (C,) bool, None: all."""
+    if alive is not None:
+        if not bool(alive.any()):
+            return float("nan"), float("nan")
+        V, U = V[:, alive], U[alive]
     d_out, d_in = target_weight.shape
     if d_in >= d_out:  # features along the input axis: column j of W vs U_c * V[j, c]
         targets = target_weight.T  # (d_in, d_out)

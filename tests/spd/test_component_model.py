@@ -118,3 +118,34 @@ def test_identity_insertion_errors():
         insert_identity_operations(TwoLayer(), ["fc9"])
     with pytest.raises(ValueError, match="'embed', a Embedding"):
         insert_identity_operations(TwoLayer(), ["embed"])
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear1 = nn.Linear(5, 2, bias=False)
+        self.linear2 = nn.Linear(2, 5)
+        with torch.no_grad():
+            self.linear2.weight.copy_(self.linear1.weight.T)
+
+    def forward(self, x):
+        return self.linear2(self.linear1(x))
+
+
+def test_tied_modules_share_transposed_subcomponents():
+    torch.manual_seed(0)
+    model = ComponentModel(Tied(), {"linear1": 4, "linear2": 4}, "mlp", [4], "leaky_hard", False,
+                           tied_modules=[("linear1", "linear2")])
+    assert torch.equal(model.components_of("linear2").V, model.components_of("linear1").U.T)
+    assert torch.allclose(model.components_of("linear2").weight, model.components_of("linear1").weight.T)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith("components")]
+    assert trainable == ["components.linear1.V", "components.linear1.U"]
+    masks = {"linear2": ModuleMask(mask=torch.ones(3, 4))}
+    model(torch.rand(3, 5), masks=masks).sum().backward()
+    assert model.components_of("linear1").V.grad is not None  # linear2's loss trains linear1's V
+
+
+def test_tied_modules_need_the_same_c():
+    with pytest.raises(ValueError, match=r"'linear1' \(C=4\) and 'linear2' \(C=6\) must have the same C"):
+        ComponentModel(Tied(), {"linear1": 4, "linear2": 6}, "mlp", [4], "leaky_hard", False,
+                       tied_modules=[("linear1", "linear2")])

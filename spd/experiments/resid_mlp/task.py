@@ -48,4 +48,5 @@ def build_resid_mlp_task(
         target=load_resid_mlp_target(task_config, pretrained_model_path, device),
         sample_batch=sample_batch,
         feature_probe=torch.eye(n_features, device=device) * PROBE_VALUE,
+        independent_rows=True,
     )

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -18,3 +20,14 @@ def test_output_axis_features_and_shrinkage():
     mmcs, ml2r = mmcs_ml2r(W, V, U)
     assert mmcs == pytest.approx(1.0)
     assert ml2r == pytest.approx(0.5)
+
+
+def test_dead_components_do_not_compete():
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]).T  # (2, 3): 3 features on the input axis
+    live_V, live_U = torch.eye(3), W.T.clone()
+    dead_V = torch.eye(3)[:, :1]  # a tiny dead copy of feature 0's direction
+    dead_U = W.T[:1] * 1e-3
+    V, U = torch.cat([live_V, dead_V], dim=1), torch.cat([live_U * 0.999 + 0.001, dead_U])
+    alive = torch.tensor([True, True, True, False])
+    assert mmcs_ml2r(W, V, U, alive)[1] == pytest.approx(1.0, abs=0.01)
+    assert math.isnan(mmcs_ml2r(W, V, U, torch.zeros(4, dtype=torch.bool))[0])

@@ -31,8 +31,10 @@ def test_short_tms_5_2_decomposes(seed, tmp_path):
 
 
 def test_short_tms_5_2_decomposes_with_different_c_per_module(tmp_path):
+    # Different C per module cannot share subcomponents, so this one is untied.
     config = load_config(
-        "tms_5-2", [*SHORT_SCHEDULE, "target_module_patterns=[[linear1, 10], [linear2, 30]]"]
+        "tms_5-2",
+        [*SHORT_SCHEDULE, "tied_components=[]", "target_module_patterns=[[linear1, 10], [linear2, 30]]"],
     )
     summary = run_decomposition(config, tmp_path, progress=False)
     assert (summary["modules"]["linear1"]["C"], summary["modules"]["linear2"]["C"]) == (10, 30)

@@ -1,0 +1,115 @@
+"""Speed and peak memory of the SPD training step on the residual-MLP experiments.
+
+For resid_mlp1 and resid_mlp3 at their config batch size (2048), in fp32 and with bf16 autocast,
+it times three implementations of the CI functions, which give the same losses:
+    reference  plain autograd math (PerComponentMLP.reference_forward), as in the research code
+    fast       memory-lean custom autograd functions, eager (the default)
+    compiled   the same, fused by torch.compile (`compile: true`, the resid_mlp configs' setting)
+Each measurement runs in its own process, so that peak RSS is its own. The targets are random (not
+trained): speed does not depend on the weights. resid_mlp3 runs with C = 500 in all six modules,
+the research code's setting, unless --config-c is given.
+
+    python bench/bench_resid_mlp.py                        # 2 threads
+    python bench/bench_resid_mlp.py --threads 1 --experiments resid_mlp1 --paths fast,compiled
+
+Reference (the issue): the research code needs about 28 s per step and 8 GB for resid_mlp3 and runs
+resid_mlp1 at about 8.9 steps/s, on 2 CPU threads of this machine kind.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+MEASURE = r"""
+import json, resource, sys, time, torch
+from spd.config_loading import load_config
+from spd.experiments.resid_mlp.model import ResidMLP
+from spd.run import build_component_model, resolve_device
+from spd.train import Trainer
+
+experiment, path, bf16, threads, warmup, n_steps, research_c, target_file = sys.argv[1:9]
+torch.set_num_threads(int(threads))
+overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}"]
+if research_c == "1":
+    overrides.append("target_module_patterns=[[layers.*.mlp_in, 500], [layers.*.mlp_out, 500]]")
+config = load_config(experiment, overrides)
+torch.manual_seed(0)
+torch.save(ResidMLP(config.task_config.target).state_dict(), target_file)
+config = config.model_copy(update={"pretrained_model_path": target_file})
+device = resolve_device(config.device)
+model, task, _ = build_component_model(config, device)
+if path == "reference":
+    for ci_fn in model.ci_fns.values():
+        ci_fn.forward = ci_fn.reference_forward
+trainer = Trainer(config, model, task, device)
+started = time.perf_counter()
+for step in range(int(warmup)):
+    trainer.train_step(step)
+warmup_s = time.perf_counter() - started
+if device.type == "cuda":
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+started = time.perf_counter()
+for step in range(int(warmup), int(warmup) + int(n_steps)):
+    terms = trainer.train_step(step)
+if device.type == "cuda":
+    torch.cuda.synchronize()
+elapsed = time.perf_counter() - started
+peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps({
+    "steps_per_s": int(n_steps) / elapsed, "peak_mib": peak / 2**20, "device": device.type,
+    "warmup_s": warmup_s, "loss": float(terms["loss/total"]),
+}))
+"""
+
+STEPS = {  # (warm-up steps, timed steps) per experiment and path
+    ("resid_mlp1", "reference"): (3, 20),
+    ("resid_mlp1", "fast"): (3, 20),
+    ("resid_mlp1", "compiled"): (3, 20),
+    ("resid_mlp3", "reference"): (1, 2),
+    ("resid_mlp3", "fast"): (1, 2),
+    ("resid_mlp3", "compiled"): (1, 2),
+}
+
+
+def measure(
+    experiment: str, path: str, bf16: bool, threads: int, research_c: bool, env: dict[str, str]
+) -> dict:
+    warmup, n_steps = STEPS[(experiment, path)]
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [experiment, path, "1" if bf16 else "0", str(threads), str(warmup), str(n_steps),
+                "1" if research_c else "0", os.path.join(tmp, "target.pt")]
+        out = subprocess.run(
+            [sys.executable, "-c", MEASURE, *args], check=True, capture_output=True, text=True,
+            env=env | {"OMP_NUM_THREADS": str(threads)},
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--experiments", default="resid_mlp1,resid_mlp3")
+    parser.add_argument("--paths", default="reference,fast,compiled")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--config-c", action="store_true",
+                        help="resid_mlp3 with its config's per-module C instead of C = 500 everywhere")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    print(f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
+          f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12}  device")
+    for experiment in args.experiments.split(","):
+        for precision in args.precisions.split(","):
+            for path in args.paths.split(","):
+                research_c = experiment == "resid_mlp3" and not args.config_c
+                r = measure(experiment, path, precision == "bf16", args.threads, research_c, env)
+                print(f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
+                      f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
+                      f"{r['loss']:>12.6g}  {r['device']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
