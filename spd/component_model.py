@@ -5,6 +5,7 @@ with its masked components' output when a mask for it is given, so one model run
 the masked components, or any mix (e.g. one module masked at a time for layerwise losses).
 """
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from spd.components import (
     target_weight,
 )
 from spd.sigmoids import SIGMOIDS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,10 +99,12 @@ class ComponentModel(nn.Module):
             if path not in self.module_to_c:
                 raise ValueError(f"tied_components: {path!r} is not a decomposed module")
         if self.module_to_c[source] != self.module_to_c[tied]:
-            raise ValueError(
-                f"tied_components: {source!r} (C={self.module_to_c[source]}) and {tied!r} "
-                f"(C={self.module_to_c[tied]}) must have the same C"
+            # A sweep over one module's C must still run: such a pair is decomposed untied.
+            logger.warning(
+                "tied_components: %r (C=%d) and %r (C=%d) have different C; decomposing them "
+                "separately", source, self.module_to_c[source], tied, self.module_to_c[tied],
             )
+            return
         source_weight = target_weight(self.target.get_submodule(source))
         tied_module = self.target.get_submodule(tied)
         if target_weight(tied_module).shape != source_weight.T.shape:

@@ -94,7 +94,7 @@ class Config(StrictModel):
         default_factory=list,
         description="[source, tied] module pairs whose target weights are transposes of each other "
         "(TMS: linear2 = linear1ᵀ); the tied module shares the source's subcomponents, transposed. "
-        "Both need the same C.",
+        "A pair whose modules have different C is decomposed untied (with a warning).",
     )
 
     # --- the method
