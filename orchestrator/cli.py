@@ -7,6 +7,7 @@ The main command expands, validates and submits; subcommands work on existing sw
 
 import math
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from orchestrator.expand import expand_jobs
 from orchestrator.launch import SweepDefinition, launch, open_sweep, write_sweep
 from orchestrator.local_backend import LocalBackend
+from orchestrator.optuna_cli import run_search, status_lines
 from orchestrator.render import (
     DEFAULT_TEMPLATE,
     TemplateError,
@@ -240,6 +242,24 @@ def given(ctx: click.Context, name: str) -> bool:
     "Default: on.",
 )
 @click.option("--report_title", "--report-title", "report_title", help="Title of the report.")
+@click.option(
+    "--optuna",
+    metavar="FILE",
+    help="Run an Optuna search (sweeps/optuna_*.yaml) with --n_agents agents instead of a grid.",
+)
+@click.option(
+    "--n_trials",
+    "--n-trials",
+    "n_trials",
+    type=click.IntRange(min=1),
+    help="Trials of the --optuna search; re-running with more extends the study.",
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="Study storage of --optuna (sqlite:///..., postgresql://...). Default: a journal file "
+    "in the sweep directory.",
+)
 @click.pass_context
 def main(ctx: click.Context, **options: Any) -> None:
     """Run SPD decompositions of registry experiments: evaluation runs or sweeps, on SLURM
@@ -249,6 +269,11 @@ def main(ctx: click.Context, **options: Any) -> None:
     # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
+        if options["optuna"] is not None:
+            run_search(
+                options, lambda names, label: launch_settings(options, names, label), build_backend
+            )
+            return
         if options["resume_ref"] is not None:
             sweep, manifest, settings = resume_sweep(ctx, options)
         else:
@@ -296,10 +321,9 @@ def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettin
         options["experiments"], list(sweep_file.experiments) if sweep_file else []
     )
     suffix = options["job_suffix"]
-    if suffix is not None:
-        check_sbatch_value(suffix, "--job_suffix")
-    if options["cpu"] and options["gpus"]:
-        raise click.UsageError("--cpu asks for no GPU; drop --gpus or --cpu")
+    settings = launch_settings(
+        options, experiments, "eval" if sweep_path is None else sweep_path.stem
+    )
     overrides: dict[str, Any] = {"device": "cpu"} if options["cpu"] else {}
     if options["project"]:
         overrides["wandb_project"] = options["project"]
@@ -308,7 +332,26 @@ def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettin
     click.echo(job_count_summary(jobs))
     check_job_count(len(jobs), options["yes"] or options["dry_run"])
 
-    label = "eval" if sweep_path is None else sweep_path.stem
+    definition = SweepDefinition(
+        kind="evaluation" if sweep_path is None else "grid",
+        label="eval" if sweep_path is None else sweep_path.stem,
+        jobs=jobs,
+        command=["spd-sweep", *sys.argv[1:]],
+        sweep_file=sweep_path,
+        job_suffix=suffix,
+        project=options["project"],
+    )
+    sweep, manifest = write_sweep(definition)
+    return sweep, manifest, settings
+
+
+def launch_settings(options: dict[str, Any], experiments: list[str], label: str) -> LaunchSettings:
+    """How the jobs (or a search's agents) are submitted, from the command line's options."""
+    suffix = options["job_suffix"]
+    if suffix is not None:
+        check_sbatch_value(suffix, "--job_suffix")
+    if options["cpu"] and options["gpus"]:
+        raise click.UsageError("--cpu asks for no GPU; drop --gpus or --cpu")
     resource_options = {name: options[name] for name in RESOURCE_OPTIONS}
     resource_options["gpus"] = (
         options["gpus"] if options["gpus"] is not None else int(not options["cpu"])
@@ -324,17 +367,7 @@ def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettin
         ),
     )
     resolve_template(settings.template)  # a missing template fails before anything is written
-    definition = SweepDefinition(
-        kind="evaluation" if sweep_path is None else "grid",
-        label=label,
-        jobs=jobs,
-        command=["spd-sweep", *sys.argv[1:]],
-        sweep_file=sweep_path,
-        job_suffix=suffix,
-        project=options["project"],
-    )
-    sweep, manifest = write_sweep(definition)
-    return sweep, manifest, settings
+    return settings
 
 
 def resume_sweep(
@@ -346,6 +379,9 @@ def resume_sweep(
         flags = ", ".join("--" + name for name in fixed)
         raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
     sweep = open_sweep(options["resume_ref"])
+    if sweep.read_meta().kind == "optuna":
+        command = shlex.join(sweep.read_meta().command)
+        raise click.UsageError(f"a search continues by running its command again: {command}")
     stored = sweep.read_meta().launch
     if stored is None:
         raise click.UsageError(f"sweep {sweep.sweep_id} was never submitted: run its command again")
@@ -393,6 +429,8 @@ def status(sweep_ref: str) -> None:
     click.echo(f"Sweep {meta.sweep_id} ({meta.kind}, code {meta.code_version}): {sweep.path}")
     click.echo(status_table(sweep, manifest))
     click.echo(progress_text(state_counts(manifest)))
+    if meta.kind == "optuna":
+        click.echo("\n".join(status_lines(sweep)))
 
 
 main.add_command(report)
