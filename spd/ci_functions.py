@@ -23,6 +23,10 @@ from spd.ci_kernels import ScalarMLPKernels, VectorMLPKernels, scalar_mlp, vecto
 RELU_GAIN = math.sqrt(2.0)
 
 
+def n_rows(x: Tensor) -> int:
+    return math.prod(x.shape[:-1])
+
+
 def flat_rows(fn: Callable[[Tensor], Tensor], x: Tensor, dtype: torch.dtype) -> Tensor:
     """fn on x with every leading axis flattened into rows, computed in `dtype`."""
     out = fn(x.reshape(-1, x.shape[-1]).to(dtype))
@@ -53,10 +57,10 @@ class PerComponentMLP(nn.Module):
             ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
-        self.kernels = ScalarMLPKernels.build(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
+        self.kernels = ScalarMLPKernels(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
 
     def forward(self, inner_acts: Tensor) -> Tensor:
-        if self.kernels is None:
+        if self.kernels is None or n_rows(inner_acts) <= self.kernels.plain_autograd_max_rows:
             return self.reference_forward(inner_acts)
         first, kernels = self.hidden[0], self.kernels
         W1, W2, b2 = first.W[:, 0, :], self.out.W[:, :, 0], self.out.b[:, 0]  # type: ignore[index]
@@ -91,10 +95,10 @@ class PerComponentVectorMLP(nn.Module):
             ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
-        self.kernels = VectorMLPKernels.build(compile, C, first) if not rest else None
+        self.kernels = VectorMLPKernels(compile, C, first) if not rest else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kernels is None:
+        if self.kernels is None or n_rows(x) <= self.kernels.plain_autograd_max_rows:
             return self.reference_forward(x)
         W2, b2, kernels = self.out.W[:, :, 0], self.out.b[:, 0], self.kernels
         return flat_rows(lambda rows: vector_mlp(rows, self.W_in, self.b_in, W2, b2, kernels), x, self.W_in.dtype)

@@ -16,7 +16,6 @@ Each pass comes in two versions with the same math:
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,6 +39,11 @@ INDUCTOR_OPTIONS = {
 }
 """Let the compiler recompute GELU's shared terms inside each fused loop rather than store them in
 (rows, C, hidden) buffers: never writing such a buffer is the point of these kernels."""
+
+
+def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # dynamic: the number of rows changes every step (only non-trivial rows are evaluated).
+    return torch.compile(fn, dynamic=True, options=INDUCTOR_OPTIONS)
 
 
 def row_chunks(n_rows: int, rows_per_chunk: int) -> Iterator[slice]:
@@ -127,33 +131,28 @@ def eager_scalar_mlp_param_grads(
     )
 
 
-@dataclass(frozen=True)
 class ScalarMLPKernels:
-    output: Callable[..., Tensor]
-    forward: Callable[..., tuple[Tensor, Tensor]]
-    param_grads: Callable[..., tuple[Tensor, Tensor, Tensor]]
-    rows_per_chunk: int
-
-    @classmethod
-    def build(cls, compile: bool, C: int, hidden: int) -> "ScalarMLPKernels":
+    def __init__(self, compile: bool, C: int, hidden: int):
+        self.build_args = (compile, C, hidden)
+        self.output: Callable[..., Tensor]
+        self.forward: Callable[..., tuple[Tensor, Tensor]]
+        self.param_grads: Callable[..., tuple[Tensor, Tensor, Tensor]]
         if compile:
-            return cls(
-                compiled(fused_scalar_mlp_output),
-                compiled(fused_scalar_mlp_forward),
-                compiled(fused_scalar_mlp_param_grads),
-                WHOLE,
-            )
-        return cls(
-            eager_scalar_mlp_output,
-            eager_scalar_mlp_forward,
-            eager_scalar_mlp_param_grads,
-            max(1, CHUNK_ELEMENTS // (C * hidden)),
-        )
+            self.output = compiled(fused_scalar_mlp_output)
+            self.forward = compiled(fused_scalar_mlp_forward)
+            self.param_grads = compiled(fused_scalar_mlp_param_grads)
+            self.rows_per_chunk = WHOLE
+        else:
+            self.output = eager_scalar_mlp_output
+            self.forward = eager_scalar_mlp_forward
+            self.param_grads = eager_scalar_mlp_param_grads
+            self.rows_per_chunk = max(1, CHUNK_ELEMENTS // (C * hidden))
+        self.plain_autograd_max_rows = 0 if compile else self.rows_per_chunk
+        """Up to one chunk of rows, plain autograd keeps no more than a chunk would and skips
+        the recomputation, so the eager kernels leave such small inputs to it."""
 
-
-def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    # dynamic: the number of rows changes every step (only non-trivial rows are evaluated).
-    return torch.compile(fn, dynamic=True, options=INDUCTOR_OPTIONS)
+    def __reduce__(self) -> tuple[Any, ...]:  # compiled functions do not pickle; rebuild them
+        return type(self), self.build_args
 
 
 def scalar_mlp(
@@ -209,20 +208,18 @@ def vector_mlp_grads(
     return grad_pre @ W_in.T, x.T @ grad_pre, grad_pre.sum(0), (F.gelu(pre) * grad).sum(0)
 
 
-@dataclass(frozen=True)
 class VectorMLPKernels:
     """Always chunked: the matmuls need a chunk's hidden pre-activations in memory."""
 
-    output: Callable[..., Tensor]
-    grads: Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]
-    rows_per_chunk: int
+    def __init__(self, compile: bool, C: int, hidden: int):
+        self.build_args = (compile, C, hidden)
+        self.output = compiled(vector_mlp_output) if compile else vector_mlp_output
+        self.grads = compiled(vector_mlp_grads) if compile else vector_mlp_grads
+        self.rows_per_chunk = max(1, CHUNK_ELEMENTS // (C * hidden))
+        self.plain_autograd_max_rows = 0 if compile else self.rows_per_chunk
 
-    @classmethod
-    def build(cls, compile: bool, C: int, hidden: int) -> "VectorMLPKernels":
-        rows = max(1, CHUNK_ELEMENTS // (C * hidden))
-        if compile:
-            return cls(compiled(vector_mlp_output), compiled(vector_mlp_grads), rows)
-        return cls(vector_mlp_output, vector_mlp_grads, rows)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self.build_args
 
 
 def vector_mlp(

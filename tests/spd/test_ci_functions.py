@@ -11,12 +11,15 @@ CPU = torch.device("cpu")
 
 
 def perturbed_ci_function(ci_fn_type, C, d_in, hidden, dtype, compile=False):
-    """A CI function with non-zero biases, so that every parameter's gradient is exercised."""
+    """A CI function with non-zero biases, so that every parameter's gradient is exercised, and
+    whose fast path runs on inputs of any size (by default small ones go to plain autograd)."""
     torch.manual_seed(0)
     ci_fn = make_ci_function(ci_fn_type, C, d_in, hidden, False, CPU, compile).to(dtype)
     with torch.no_grad():
         for param in ci_fn.parameters():
             param.add_(0.3 * torch.randn_like(param))
+    if getattr(ci_fn, "kernels", None) is not None:
+        ci_fn.kernels.plain_autograd_max_rows = 0
     return ci_fn
 
 
@@ -65,6 +68,14 @@ def test_eager_mlp_chunks_rows_and_still_matches():
     assert ci_fn.kernels.rows_per_chunk == 2**21 // (64 * 128)  # 256 rows
     x = torch.randn(600, 64, dtype=torch.float64, requires_grad=True)  # 3 chunks, the last partial
     assert_fast_matches_reference(ci_fn, x, rtol=1e-10, atol=1e-10)
+
+
+def test_small_eager_inputs_use_plain_autograd_and_large_ones_the_kernels():
+    ci_fn = make_ci_function("mlp", 64, 5, [128], False, CPU)  # chunks of 2**21 // (64 * 128) rows
+    assert ci_fn.kernels.plain_autograd_max_rows == ci_fn.kernels.rows_per_chunk == 256
+    small, large = torch.randn(256, 64, requires_grad=True), torch.randn(257, 64, requires_grad=True)
+    assert saved_elements(ci_fn, small) >= 256 * 64 * 128
+    assert saved_elements(ci_fn, large) < 257 * 64 * 128 / 10
 
 
 def test_compiled_fast_path_equals_reference():

@@ -14,6 +14,19 @@ def random_unit_embedding(n_features: int, d_embed: int, seed: int) -> Tensor:
     return F.normalize(torch.randn(n_features, d_embed, generator=generator), dim=1)
 
 
+def embed_sparse(x: Tensor, W_E: Tensor) -> Tensor:
+    """x @ W_E for rows x (n, n_features), as the weighted sum of the W_E rows of each row's
+    active features.
+
+    Inputs are sparse (about one active feature per row at p = 0.01), so looking those rows up
+    (F.embedding_bag) costs a fraction of the dense matmul that every masked forward repeats.
+    The lookup gives no gradient to x's zero entries: use it only for inputs that need none.
+    """
+    rows, features = x.nonzero(as_tuple=True)
+    first_of_row = torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
+    return F.embedding_bag(features, W_E, first_of_row, mode="sum", per_sample_weights=x[rows, features])
+
+
 class MLPBlock(nn.Module):
     def __init__(self, d_embed: int, d_mlp: int, in_bias: bool, out_bias: bool):
         super().__init__()
@@ -45,7 +58,7 @@ class ResidMLP(nn.Module):
         return self.W_E.T
 
     def forward(self, x: Tensor) -> Tensor:
-        resid = x @ self.W_E
+        resid = x @ self.W_E if x.requires_grad or x.dim() != 2 else embed_sparse(x, self.W_E)
         for layer in self.layers:
             resid = resid + layer(resid)
         return resid @ self.W_U

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from spd.experiments.resid_mlp.model import ResidMLP
+from spd.experiments.resid_mlp.model import ResidMLP, embed_sparse
 from spd.experiments.resid_mlp.task_config import ResidMLPTargetConfig
 from spd.experiments.resid_mlp.train_target import VALUE_RANGE, labels, train_resid_mlp_target
 from spd.sparse_features import sample_sparse_features
@@ -52,3 +52,16 @@ def test_trained_target_computes_relu_beyond_the_residual_path():
         trained = F.mse_loss(model(x), labels(x)).item()
     residual_only = F.mse_loss(x, labels(x)).item()  # what the embedding alone gives (≈)
     assert trained < 0.5 * residual_only
+
+
+def test_sparse_embedding_lookup_equals_the_matmul():
+    W_E = ResidMLP(SMALL).W_E
+    x = torch.randn(40, 20) * (torch.rand(40, 20) < 0.1)
+    x[:3] = 0.0  # rows with no active feature
+    x[3] = torch.randn(20)  # a dense row
+    torch.testing.assert_close(embed_sparse(x, W_E), x @ W_E)
+    model = ResidMLP(SMALL)
+    x_with_grad = x.clone().requires_grad_(True)  # the matmul path, which gives every entry a gradient
+    torch.testing.assert_close(model(x), model(x_with_grad))
+    model(x_with_grad).sum().backward()
+    assert (x_with_grad.grad[:3] != 0).all()
