@@ -37,6 +37,18 @@ def cached_target_dir(kind: str, config: StrictModel) -> Path:
     return cache_root() / f"{kind}-{config_hash(config)}"
 
 
+def target_state(
+    kind: str,
+    config: StrictModel,
+    pretrained_model_path: Path | None,
+    train: Callable[[], dict[str, Tensor]],
+) -> dict[str, Tensor]:
+    """A target's state dict: from `pretrained_model_path` when given, else cached or trained."""
+    if pretrained_model_path is not None:
+        return torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
+    return load_or_train_target(kind, config, train)
+
+
 def load_or_train_target(
     kind: str, config: StrictModel, train: Callable[[], dict[str, Tensor]]
 ) -> dict[str, Tensor]:

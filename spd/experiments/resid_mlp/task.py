@@ -9,7 +9,7 @@ from spd.experiments.resid_mlp.task_config import ResidMLPTaskConfig
 from spd.experiments.resid_mlp.train_target import VALUE_RANGE, train_resid_mlp_target
 from spd.experiments.tms.task import PROBE_VALUE
 from spd.sparse_features import sample_sparse_features
-from spd.target_cache import load_or_train_target
+from spd.target_cache import target_state
 from spd.tasks import Task
 
 
@@ -17,12 +17,9 @@ def load_resid_mlp_target(
     task_config: ResidMLPTaskConfig, pretrained_model_path: Path | None, device: torch.device
 ) -> ResidMLP:
     target_config = task_config.target
-    if pretrained_model_path is not None:
-        state = torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
-    else:
-        state = load_or_train_target(
-            "resid_mlp", target_config, lambda: train_resid_mlp_target(target_config, device)
-        )
+    state = target_state(
+        "resid_mlp", target_config, pretrained_model_path, lambda: train_resid_mlp_target(target_config, device)
+    )
     model = ResidMLP(target_config)
     model.load_state_dict(state)
     return model.to(device).requires_grad_(False).eval()

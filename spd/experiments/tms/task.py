@@ -8,7 +8,7 @@ from spd.experiments.tms.model import TMSModel
 from spd.experiments.tms.task_config import TMSTaskConfig
 from spd.experiments.tms.train_target import train_tms_target
 from spd.sparse_features import sample_sparse_features
-from spd.target_cache import load_or_train_target
+from spd.target_cache import target_state
 from spd.tasks import Task
 
 PROBE_VALUE = 0.75
@@ -19,12 +19,9 @@ def load_tms_target(
     task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
 ) -> TMSModel:
     target_config = task_config.target
-    if pretrained_model_path is not None:
-        state = torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
-    else:
-        state = load_or_train_target(
-            "tms", target_config, lambda: train_tms_target(target_config, device)
-        )
+    state = target_state(
+        "tms", target_config, pretrained_model_path, lambda: train_tms_target(target_config, device)
+    )
     model = TMSModel(target_config, tied=False)
     model.load_state_dict(state)
     return model.to(device).requires_grad_(False).eval()
