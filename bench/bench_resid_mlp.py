@@ -80,35 +80,56 @@ def measure(
 ) -> dict:
     warmup, n_steps = STEPS[(experiment, path)]
     with tempfile.TemporaryDirectory() as tmp:
-        args = [experiment, path, "1" if bf16 else "0", str(threads), str(warmup), str(n_steps),
-                "1" if research_c else "0", os.path.join(tmp, "target.pt")]
+        args = [
+            experiment,
+            path,
+            "1" if bf16 else "0",
+            str(threads),
+            str(warmup),
+            str(n_steps),
+            "1" if research_c else "0",
+            os.path.join(tmp, "target.pt"),
+        ]
         out = subprocess.run(
-            [sys.executable, "-c", MEASURE, *args], check=True, capture_output=True, text=True,
+            [sys.executable, "-c", MEASURE, *args],
+            check=True,
+            capture_output=True,
+            text=True,
             env=env | {"OMP_NUM_THREADS": str(threads)},
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--experiments", default="resid_mlp1,resid_mlp3")
     parser.add_argument("--paths", default="reference,fast,compiled")
     parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--config-c", action="store_true",
-                        help="resid_mlp3 with its config's per-module C instead of C = 500 everywhere")
+    parser.add_argument(
+        "--config-c",
+        action="store_true",
+        help="resid_mlp3 with its config's per-module C instead of C = 500 everywhere",
+    )
     args = parser.parse_args()
     env = dict(os.environ)
-    print(f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
-          f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12}  device")
+    print(
+        f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
+        f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12}  device"
+    )
     for experiment in args.experiments.split(","):
         for precision in args.precisions.split(","):
             for path in args.paths.split(","):
                 research_c = experiment == "resid_mlp3" and not args.config_c
                 r = measure(experiment, path, precision == "bf16", args.threads, research_c, env)
-                print(f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
-                      f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
-                      f"{r['loss']:>12.6g}  {r['device']}", flush=True)
+                print(
+                    f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
+                    f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
+                    f"{r['loss']:>12.6g}  {r['device']}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ spd.ci_kernels (fused by torch.compile with `compile=True`); `reference_forward`
 autograd math, which deeper CI MLPs always use.
 """
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -54,17 +55,21 @@ class PerComponentMLP(nn.Module):
             raise ValueError("mlp needs at least one hidden dim")
         dims = [1, *hidden_dims]
         self.hidden = nn.ModuleList(
-            ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
+            ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in itertools.pairwise(dims)
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
-        self.kernels = ScalarMLPKernels(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
+        self.kernels = (
+            ScalarMLPKernels(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
+        )
 
     def forward(self, inner_acts: Tensor) -> Tensor:
         if self.kernels is None or n_rows(inner_acts) <= self.kernels.plain_autograd_max_rows:
             return self.reference_forward(inner_acts)
         first, kernels = self.hidden[0], self.kernels
         W1, W2, b2 = first.W[:, 0, :], self.out.W[:, :, 0], self.out.b[:, 0]  # type: ignore[index]
-        return flat_rows(lambda a: scalar_mlp(a, W1, first.b, W2, b2, kernels), inner_acts, W1.dtype)
+        return flat_rows(
+            lambda a: scalar_mlp(a, W1, first.b, W2, b2, kernels), inner_acts, W1.dtype
+        )
 
     def reference_forward(self, inner_acts: Tensor) -> Tensor:
         """The plain autograd math, which keeps every hidden activation for backward."""
@@ -88,11 +93,13 @@ class PerComponentVectorMLP(nn.Module):
         first, *rest = hidden_dims
         self.C, self.first_dim = C, first
         # The first layer reads the same x for every component: one (d_in, C * h) matmul.
-        self.W_in = nn.Parameter(torch.randn(d_in, C * first, device=device) * RELU_GAIN / math.sqrt(d_in))
+        self.W_in = nn.Parameter(
+            torch.randn(d_in, C * first, device=device) * RELU_GAIN / math.sqrt(d_in)
+        )
         self.b_in = nn.Parameter(torch.zeros(C * first, device=device))
         dims = [first, *rest]
         self.hidden = nn.ModuleList(
-            ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in zip(dims[:-1], dims[1:])
+            ParallelLinear(C, a, b, RELU_GAIN, device) for a, b in itertools.pairwise(dims)
         )
         self.out = ParallelLinear(C, dims[-1], 1, 1.0, device)
         self.kernels = VectorMLPKernels(compile, C, first) if not rest else None
@@ -101,7 +108,9 @@ class PerComponentVectorMLP(nn.Module):
         if self.kernels is None or n_rows(x) <= self.kernels.plain_autograd_max_rows:
             return self.reference_forward(x)
         W2, b2, kernels = self.out.W[:, :, 0], self.out.b[:, 0], self.kernels
-        return flat_rows(lambda rows: vector_mlp(rows, self.W_in, self.b_in, W2, b2, kernels), x, self.W_in.dtype)
+        return flat_rows(
+            lambda rows: vector_mlp(rows, self.W_in, self.b_in, W2, b2, kernels), x, self.W_in.dtype
+        )
 
     def reference_forward(self, x: Tensor) -> Tensor:
         """The plain autograd math, which keeps every hidden activation for backward."""
@@ -119,7 +128,7 @@ class SharedMLP(nn.Module):
         super().__init__()
         dims = [d_in, *hidden_dims, C]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(dims)):
             layers.append(nn.Linear(a, b, device=device))
             if i < len(dims) - 2:
                 layers.append(nn.GELU())

@@ -24,7 +24,9 @@ def embed_sparse(x: Tensor, W_E: Tensor) -> Tensor:
     """
     rows, features = x.nonzero(as_tuple=True)
     first_of_row = torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
-    return F.embedding_bag(features, W_E, first_of_row, mode="sum", per_sample_weights=x[rows, features])
+    return F.embedding_bag(
+        features, W_E, first_of_row, mode="sum", per_sample_weights=x[rows, features]
+    )
 
 
 class MLPBlock(nn.Module):

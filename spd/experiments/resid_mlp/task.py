@@ -18,7 +18,10 @@ def load_resid_mlp_target(
 ) -> ResidMLP:
     target_config = task_config.target
     state = target_state(
-        "resid_mlp", target_config, pretrained_model_path, lambda: train_resid_mlp_target(target_config, device)
+        "resid_mlp",
+        target_config,
+        pretrained_model_path,
+        lambda: train_resid_mlp_target(target_config, device),
     )
     model = ResidMLP(target_config)
     model.load_state_dict(state)

@@ -27,7 +27,12 @@ def test_small_resid_mlp_decomposes_end_to_end(tmp_path):
         path: {"pattern": f"layers.*.{path.split('.')[-1]}", "C": 30 if path.endswith("in") else 12}
         for path in MODULES
     }
-    for name in ("loss/total", "loss/faithfulness", "loss/stochastic_recon", "loss/stochastic_recon_layerwise"):
+    for name in (
+        "loss/total",
+        "loss/faithfulness",
+        "loss/stochastic_recon",
+        "loss/stochastic_recon_layerwise",
+    ):
         values = logged(run, name)
         assert len(values) == 12 and all(math.isfinite(v) for v in values), name
         first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
@@ -38,7 +43,9 @@ def test_small_resid_mlp_decomposes_end_to_end(tmp_path):
         assert f"target_ci_error/{path}" in metrics and f"ci_l0/{path}" in metrics
     assert metrics["target_ci_error/total"] == sum(metrics[f"target_ci_error/{p}"] for p in MODULES)
     assert set(summary["figures"]) == {
-        "figures/ci_per_feature.png", "figures/component_norms.png", "figures/loss_curves.png"
+        "figures/ci_per_feature.png",
+        "figures/component_norms.png",
+        "figures/loss_curves.png",
     }
     for path in (run.config, run.model, run.summary, run.log, run.checkpoint):
         assert path.exists(), path
@@ -58,7 +65,9 @@ def test_registry_configs_have_per_module_c_and_the_known_solutions():
         assert c["layers.*.mlp_in"] >= n_features and c["layers.*.mlp_out"] >= d_mlp
         assert c["layers.*.mlp_in"] > c["layers.*.mlp_out"]
         patterns = config.target_ci_patterns
-        assert [(p.pattern, p.n_features) for p in patterns.identity] == [("layers.*.mlp_in", n_features)]
+        assert [(p.pattern, p.n_features) for p in patterns.identity] == [
+            ("layers.*.mlp_in", n_features)
+        ]
         assert [(p.pattern, p.k) for p in patterns.dense] == [("layers.*.mlp_out", d_mlp)]
         assert config.batch_size == 2048 and config.task_config.feature_probability == 0.01
         assert EXPERIMENTS[name].config_path.name == f"{name}.yaml"

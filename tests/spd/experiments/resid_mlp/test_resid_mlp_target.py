@@ -7,7 +7,12 @@ from spd.experiments.resid_mlp.train_target import VALUE_RANGE, labels, train_re
 from spd.sparse_features import sample_sparse_features
 
 SMALL = ResidMLPTargetConfig(
-    n_features=20, d_embed=64, d_mlp=8, n_layers=2, train_steps=300, train_batch_size=512,
+    n_features=20,
+    d_embed=64,
+    d_mlp=8,
+    n_layers=2,
+    train_steps=300,
+    train_batch_size=512,
     train_feature_probability=0.05,
 )
 
@@ -47,7 +52,9 @@ def test_trained_target_computes_relu_beyond_the_residual_path():
     model = ResidMLP(SMALL)
     model.load_state_dict(state)
     generator = torch.Generator().manual_seed(1)
-    x = sample_sparse_features(4096, 20, 0.05, "at_least_zero_active", VALUE_RANGE, generator, torch.device("cpu"))
+    x = sample_sparse_features(
+        4096, 20, 0.05, "at_least_zero_active", VALUE_RANGE, generator, torch.device("cpu")
+    )
     with torch.no_grad():
         trained = F.mse_loss(model(x), labels(x)).item()
     residual_only = F.mse_loss(x, labels(x)).item()  # what the embedding alone gives (≈)
@@ -61,7 +68,9 @@ def test_sparse_embedding_lookup_equals_the_matmul():
     x[3] = torch.randn(20)  # a dense row
     torch.testing.assert_close(embed_sparse(x, W_E), x @ W_E)
     model = ResidMLP(SMALL)
-    x_with_grad = x.clone().requires_grad_(True)  # the matmul path, which gives every entry a gradient
+    x_with_grad = x.clone().requires_grad_(
+        True
+    )  # the matmul path, which gives every entry a gradient
     torch.testing.assert_close(model(x), model(x_with_grad))
     model(x_with_grad).sum().backward()
     assert (x_with_grad.grad[:3] != 0).all()
