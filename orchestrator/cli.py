@@ -7,7 +7,6 @@ The main command expands, validates and submits; subcommands work on existing sw
 
 import math
 import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from orchestrator.expand import expand_jobs
 from orchestrator.launch import SweepDefinition, launch, open_sweep, write_sweep
 from orchestrator.local_backend import LocalBackend
-from orchestrator.optuna_cli import run_search, status_lines
+from orchestrator.optuna_cli import resume_search, run_search, status_lines
 from orchestrator.render import (
     DEFAULT_TEMPLATE,
     TemplateError,
@@ -59,7 +58,15 @@ USER_ERRORS = (
     FileNotFoundError,
 )
 
-JOB_DEFINING_OPTIONS = ("experiments", "sweep_file", "job_suffix", "project", "cpu")
+JOB_DEFINING_OPTIONS = (
+    "experiments",
+    "sweep_file",
+    "job_suffix",
+    "project",
+    "cpu",
+    "optuna",
+    "storage",
+)
 RESOURCE_OPTIONS = ("partition", "time", "gpus", "cpus_per_task", "mem", "account", "qos")
 
 EXAMPLES = """
@@ -73,10 +80,13 @@ Examples:
   spd-sweep status eval-3fa2b1c0                        # table of job states
   spd-sweep report eval-3fa2b1c0 --title "C sweep"      # (re)build <sweep>/report/index.html
   spd-sweep --resume eval-3fa2b1c0 --retry-failed       # resubmit what has no result
+  spd-sweep --optuna sweeps/optuna_tms_5-2.yaml --n_trials 16 --local  # see sweeps/OPTUNA.md
+  spd-sweep --resume optuna_tms_5-2-1c9e4d2a --n_trials 32  # continue a search, to 32 trials
 
 \b
 Re-running the same command submits only the jobs without a result (failed ones with
---retry-failed). Sweeps live in $SPD_RUNS_DIR/sweeps/<sweep id> (default ./runs).
+--retry-failed); --resume <sweep id> does so from the sweep directory, for searches too.
+Sweeps live in $SPD_RUNS_DIR/sweeps/<sweep id> (default ./runs).
 """
 
 
@@ -209,7 +219,8 @@ def given(ctx: click.Context, name: str) -> bool:
     "--resume",
     "resume_ref",
     metavar="SWEEP_ID",
-    help="Continue a sweep: submit its jobs that have no result.",
+    help="Continue a sweep (or search) as defined: submit its jobs that have no result "
+    "(a search's agents, until it has its trials).",
 )
 @click.option(
     "--retry-failed",
@@ -252,7 +263,7 @@ def given(ctx: click.Context, name: str) -> bool:
     "--n-trials",
     "n_trials",
     type=click.IntRange(min=1),
-    help="Trials of the --optuna search; re-running with more extends the study.",
+    help="Trials of the --optuna search; more, on a re-run or with --resume, extends it.",
 )
 @click.option(
     "--storage",
@@ -269,13 +280,17 @@ def main(ctx: click.Context, **options: Any) -> None:
     # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        if options["optuna"] is not None:
+        if options["resume_ref"] is not None:
+            sweep, settings = resume_sweep(ctx, options)
+            if sweep.read_meta().kind == "optuna":
+                resume_search(sweep, settings, options, build_backend)
+                return
+            manifest = sweep.read_manifest()
+        elif options["optuna"] is not None:
             run_search(
                 options, lambda names, label: launch_settings(options, names, label), build_backend
             )
             return
-        if options["resume_ref"] is not None:
-            sweep, manifest, settings = resume_sweep(ctx, options)
         else:
             sweep, manifest, settings = new_sweep(options)
         backend = build_backend(settings, len(manifest.jobs))
@@ -370,19 +385,20 @@ def launch_settings(options: dict[str, Any], experiments: list[str], label: str)
     return settings
 
 
-def resume_sweep(
-    ctx: click.Context, options: dict[str, Any]
-) -> tuple[SweepDir, Manifest, LaunchSettings]:
-    """The sweep as it was defined, with the launch options given now replacing the stored ones."""
+def resume_sweep(ctx: click.Context, options: dict[str, Any]) -> tuple[SweepDir, LaunchSettings]:
+    """The sweep (or search) as it was defined, and its launch settings: the stored ones, with
+    those given now replacing them."""
     fixed = [name for name in JOB_DEFINING_OPTIONS if given(ctx, name)]
     if fixed:
         flags = ", ".join("--" + name for name in fixed)
         raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
     sweep = open_sweep(options["resume_ref"])
-    if sweep.read_meta().kind == "optuna":
-        command = shlex.join(sweep.read_meta().command)
-        raise click.UsageError(f"a search continues by running its command again: {command}")
-    stored = sweep.read_meta().launch
+    meta = sweep.read_meta()
+    if given(ctx, "n_trials") and meta.kind != "optuna":
+        raise click.UsageError(
+            f"--n_trials applies to searches (--optuna); {sweep.sweep_id} is not one"
+        )
+    stored = meta.launch
     if stored is None:
         raise click.UsageError(f"sweep {sweep.sweep_id} was never submitted: run its command again")
     updates: dict[str, Any] = {}
@@ -395,7 +411,7 @@ def resume_sweep(
     if given(ctx, "sbatch_flags"):
         resource_options["extra"] = parse_sbatch_flags(options["sbatch_flags"])
     updates["resources"] = resources_from(resource_options, stored.resources)
-    return sweep, sweep.read_manifest(), stored.model_copy(update=updates)
+    return sweep, stored.model_copy(update=updates)
 
 
 def print_results(sweep: SweepDir, manifest: Manifest) -> None:

@@ -2,8 +2,9 @@
 
 The CLI passes its options and the two things it knows how to build from them (launch settings
 and a backend); this module validates the search before anything is written, launches the agents,
-and ends with the study's status, best configs, plots and report. `status_lines` is what
-`spd-sweep status` adds for a search.
+and ends with the study's status, best configs, plots and report. `spd-sweep --resume <search>`
+(`resume_search`) does the same from the sweep directory, where the search is stored.
+`status_lines` is what `spd-sweep status` adds for a search.
 """
 
 import sys
@@ -16,8 +17,10 @@ import click
 from orchestrator.optuna_launch import (
     SearchSpec,
     launch_search,
+    n_finished,
     read_spec,
     study_of,
+    write_agents,
     write_search_sweep,
 )
 from orchestrator.optuna_results import (
@@ -31,7 +34,7 @@ from orchestrator.optuna_study import storage_display
 from orchestrator.report.html import write_html_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.submit import Backend
-from orchestrator.sweep_dir import JobState, LaunchSettings, SweepDir
+from orchestrator.sweep_dir import JobState, LaunchSettings, Manifest, SweepDir
 from orchestrator.track import state_counts
 from spd.registry import EXPERIMENTS
 
@@ -88,10 +91,50 @@ def run_search(options: dict[str, Any], settings_for: SettingsFor, backend_for: 
         ["spd-sweep", *sys.argv[1:]],
         options["project"],
     )
+    launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)
+
+
+def resume_search(
+    sweep: SweepDir, settings: LaunchSettings, options: dict[str, Any], backend_for: BackendFor
+) -> None:
+    """`spd-sweep --resume <search>`: the stored search, with the launch settings given (stored
+    ones merged with the command line's) and a target of --n_trials when given."""
+    spec = read_spec(sweep)
+    if options["n_trials"] is not None:
+        n_done = n_finished(sweep, spec)
+        if options["n_trials"] < n_done:
+            raise click.UsageError(
+                f"--n_trials {options['n_trials']} is below the {n_done} trials search "
+                f"{sweep.sweep_id} has finished; give --n_trials {n_done} or more"
+            )
+        spec = spec.model_copy(update={"n_trials": options["n_trials"]})
+    n_agents = settings.n_agents or 1  # as run_search counts them
+    manifest = write_agents(sweep, spec, n_agents)
+    launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)
+
+
+def launch_and_report(
+    sweep: SweepDir,
+    manifest: Manifest,
+    spec: SearchSpec,
+    settings: LaunchSettings,
+    backend: Backend,
+    options: dict[str, Any],
+) -> None:
+    """Submit the agents the study still needs, follow them, and end with what it found."""
+    n_done = n_finished(sweep, spec)
+    if n_done >= spec.n_trials and not options["dry_run"]:
+        click.echo(
+            f"Search {sweep.sweep_id} is finished ({n_done} of {spec.n_trials} trials): nothing "
+            f"to submit. A larger --n_trials extends it: spd-sweep --resume {sweep.sweep_id} "
+            f"--n_trials N"
+        )
+        click.echo("\n".join(status_lines(sweep)))
+        return
     manifest = launch_search(
         sweep,
         manifest,
-        backend_for(settings, n_agents),
+        backend,
         settings,
         dry_run=options["dry_run"],
         wait=options["wait"],

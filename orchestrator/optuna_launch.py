@@ -7,7 +7,7 @@ number of agents, so the same command finds the same sweep and continues its stu
 --n_trials extends it. Agents are jobs `agent-<i>` of the manifest; an agent is completed when it
 found the study done (it writes its run directory's summary.json). On every launch the agents
 that are not queued or running are submitted again (their summaries removed) while the study
-lacks trials.
+lacks trials. `spd-sweep --resume <sweep id>` continues a search from `search.json` alone.
 
 Open the study in optuna-dashboard (`pip install optuna-dashboard`):
     optuna-dashboard <sweep dir>/study.journal     (or the --storage URL)
@@ -26,7 +26,7 @@ from orchestrator.code_snapshot import code_version, snapshot_code
 from orchestrator.launch import sweep_id_for
 from orchestrator.optuna_search import SearchFile, trial_config
 from orchestrator.optuna_study import finished_trials, open_storage, open_study
-from orchestrator.optuna_worker import OptunaAgent
+from orchestrator.optuna_worker import AGENT_PREFIX, OptunaAgent
 from orchestrator.slurm_backend import SlurmBackend
 from orchestrator.submit import Backend
 from orchestrator.sweep_dir import (
@@ -43,7 +43,6 @@ from spd.atomic_io import atomic_write_text
 from spd.strict_model import StrictModel
 
 SEARCH_SPEC_FILE = "search.json"
-AGENT_PREFIX = "agent-"
 
 
 class SearchSpec(StrictModel):
@@ -94,6 +93,12 @@ def write_search_sweep(
         )
         sweep.write_meta(meta)
         atomic_write_text(sweep.sweep_file, search_file.read_text())
+    return sweep, write_agents(sweep, spec, n_agents)
+
+
+def write_agents(sweep: SweepDir, spec: SearchSpec, n_agents: int) -> Manifest:
+    """Record the spec (its n_trials may have changed) and agents 0..n_agents-1, keeping the
+    records of those that ran before."""
     atomic_write_text(spec_path(sweep), spec.model_dump_json(indent=2) + "\n")
     previous = {record.job_id: record for record in sweep.read_manifest().jobs}
     records = []
@@ -106,7 +111,12 @@ def write_search_sweep(
         records.append(record)
     manifest = Manifest(jobs=records)
     sweep.write_manifest(manifest)
-    return sweep, manifest
+    return manifest
+
+
+def n_finished(sweep: SweepDir, spec: SearchSpec) -> int:
+    """How many of the study's trials count as finished towards n_trials."""
+    return len(finished_trials(study_of(sweep, spec).get_trials(deepcopy=False)))
 
 
 def agents_to_submit(sweep: SweepDir, manifest: Manifest, study_done: bool) -> list[JobRecord]:
@@ -136,7 +146,7 @@ def launch_search(
     spec = read_spec(sweep)
     if refresh(sweep, manifest):
         sweep.write_manifest(manifest)
-    n_done = len(finished_trials(study_of(sweep, spec).get_trials(deepcopy=False)))
+    n_done = n_finished(sweep, spec)
     study_done = n_done >= spec.n_trials
     verb = "Would submit" if dry_run else "Submitting"
     if dry_run:
@@ -186,5 +196,5 @@ def launch_search(
         backend.stop()
         refresh(sweep, manifest)
         sweep.write_manifest(manifest)
-        echo(f"\nStopped. Continue the search with the same command (sweep {sweep.sweep_id}).")
+        echo(f"\nStopped. Continue the search with: spd-sweep --resume {sweep.sweep_id}")
         raise

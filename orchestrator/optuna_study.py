@@ -105,8 +105,10 @@ def storage_display(sweep: SweepDir, url: str | None) -> str:
     return url or str(sweep.study_journal)
 
 
-def build_sampler(search: SearchFile) -> optuna.samplers.BaseSampler:
-    seed = search.sampler.seed
+def build_sampler(search: SearchFile, stream: int = 0) -> optuna.samplers.BaseSampler:
+    """The search's sampler, its seed shifted by `stream`: agents that share a study must not
+    replay one another's random draws (see OptunaAgent.sampler_stream)."""
+    seed = None if search.sampler.seed is None else search.sampler.seed + stream
     constraints = constraints_of if search.constraint is not None else None
     match search.sampler.name:
         case "tpe":

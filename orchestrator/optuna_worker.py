@@ -30,6 +30,7 @@ from orchestrator.optuna_study import (
     SURPLUS_ATTR,
     counted_trials,
     first_attempt,
+    build_sampler,
     open_storage,
     open_study,
 )
@@ -52,6 +53,9 @@ CATCH = (Exception,)
 
 def trial_dir_name(trial_number: int) -> str:
     return f"{TRIAL_DIR_PREFIX}{trial_number}"
+
+AGENT_PREFIX = "agent-"
+"""Agents are the jobs `agent-<index>` of a search's manifest."""
 
 
 class OptunaAgent(submitit.helpers.Checkpointable):
@@ -84,6 +88,7 @@ class OptunaAgent(submitit.helpers.Checkpointable):
         storage = open_storage(sweep, self.storage_url, *(self.heartbeat or ()))
         max_steps = trial_config(self.experiment, self.search, {}, self.overrides).steps
         study = open_study(sweep, self.search, storage, max_steps)
+        study.sampler = build_sampler(self.search, self.sampler_stream(study))
         ran: list[int] = []
         while True:
             fail_stale_trials(study)
@@ -102,6 +107,13 @@ class OptunaAgent(submitit.helpers.Checkpointable):
             summary, {"status": "completed", "metrics": {}, "modules": {}, "trials_run": ran}
         )
         return str(summary)
+
+    def sampler_stream(self, study: optuna.Study) -> int:
+        """Distinct for every agent process of a search: agents started together differ by
+        their index, agents of a resumed search by the trials that already exist. The first
+        agent of a new study keeps the file's seed, so a one-agent search is reproducible."""
+        index = int(self.agent_id.removeprefix(AGENT_PREFIX))
+        return index * 1_000_003 + len(study.get_trials(deepcopy=False))
 
     @staticmethod
     def poll_interval_s(storage: Any) -> float:

@@ -46,6 +46,17 @@ class ParallelLinear(nn.Module):
         return torch.einsum("...ci,cio->...co", x, self.W) + self.b
 
 
+def plain_autograd_suits(kernels: ScalarMLPKernels | VectorMLPKernels | None, x: Tensor) -> bool:
+    """Whether to run the plain autograd math rather than the kernels: for deeper MLPs (no
+    kernels), inputs of at most one chunk, and inside a compiled training step
+    (`compile_step`), whose compiler fuses that math itself."""
+    return (
+        kernels is None
+        or n_rows(x) <= kernels.plain_autograd_max_rows
+        or torch.compiler.is_compiling()
+    )
+
+
 class PerComponentMLP(nn.Module):
     """`mlp`: scalar -> hidden dims -> scalar for each component, GELU between layers."""
 
@@ -63,7 +74,7 @@ class PerComponentMLP(nn.Module):
         )
 
     def forward(self, inner_acts: Tensor) -> Tensor:
-        if self.kernels is None or n_rows(inner_acts) <= self.kernels.plain_autograd_max_rows:
+        if plain_autograd_suits(self.kernels, inner_acts):
             return self.reference_forward(inner_acts)
         first, kernels = self.hidden[0], self.kernels
         W1, W2, b2 = first.W[:, 0, :], self.out.W[:, :, 0], self.out.b[:, 0]  # type: ignore[index]
@@ -105,7 +116,7 @@ class PerComponentVectorMLP(nn.Module):
         self.kernels = VectorMLPKernels(compile, C, first) if not rest else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kernels is None or n_rows(x) <= self.kernels.plain_autograd_max_rows:
+        if plain_autograd_suits(self.kernels, x):
             return self.reference_forward(x)
         W2, b2, kernels = self.out.W[:, :, 0], self.out.b[:, 0], self.kernels
         return flat_rows(

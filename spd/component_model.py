@@ -6,6 +6,7 @@ the masked components, or any mix (e.g. one module masked at a time for layerwis
 """
 
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -174,21 +175,49 @@ class ComponentModel(nn.Module):
         finally:
             self._weight_deltas = {}
 
-    def causal_importances(self, inputs: dict[str, Tensor]) -> CausalImportances:
+    def ci_shape(self, path: str, x: Tensor) -> torch.Size:
+        """The shape of the CI (and masks) of module `path` on its input x: one row per position."""
+        leading = x.shape if self._reads_token_ids(path) else x.shape[:-1]
+        return torch.Size([*leading, self.module_to_c[path]])
+
+    def _reads_token_ids(self, path: str) -> bool:
+        return isinstance(self.components_of(path), EmbeddingComponents)
+
+    def nonzero_rows(self, inputs: dict[str, Tensor]) -> dict[str, Tensor | None]:
+        """Per module, the indices of the input rows (positions flattened) that are not all zero;
+        None where every row is non-zero or the input is token ids. See `_pre_sigmoid_ci`.
+
+        Data-dependent shapes: computed before the step's compiled part, which takes them in.
+        """
+        out: dict[str, Tensor | None] = {}
+        for path, x in inputs.items():
+            if self._reads_token_ids(path):
+                out[path] = None
+                continue
+            index = x.flatten(0, -2).ne(0).any(-1).nonzero().squeeze(-1)
+            out[path] = None if len(index) == math.prod(x.shape[:-1]) else index
+        return out
+
+    def causal_importances(
+        self, inputs: dict[str, Tensor], nonzero_rows: dict[str, Tensor | None] | None = None
+    ) -> CausalImportances:
+        if nonzero_rows is None:
+            nonzero_rows = self.nonzero_rows(inputs)
         lower, upper = {}, {}
         for path in self.module_paths:
-            pre_sigmoid = self._pre_sigmoid_ci(path, inputs[path])
+            pre_sigmoid = self._pre_sigmoid_ci(path, inputs[path], nonzero_rows[path])
             lower[path] = self.lower_sigmoid(pre_sigmoid)
             upper[path] = self.upper_sigmoid(pre_sigmoid)
         return CausalImportances(lower=lower, upper=upper)
 
-    def _pre_sigmoid_ci(self, path: str, x: Tensor) -> Tensor:
+    def _pre_sigmoid_ci(self, path: str, x: Tensor, nonzero_index: Tensor | None) -> Tensor:
         """The CI function's output for every position of x, (..., C).
 
         A CI function maps each input row on its own, and sparse inputs (the toy models') have
         all-zero rows, which all get the same output. So the function (and the inner acts it
-        reads) runs on the non-zero rows plus one zero row, whose output is broadcast: the same
-        values and gradients as running it on every row, in a fraction of the work.
+        reads) runs on the non-zero rows (`nonzero_index`) plus one zero row, whose output is
+        broadcast: the same values and gradients as running it on every row, in a fraction of
+        the work.
         """
         components = self.components_of(path)
         ci_fn = self.ci_fns[module_key(path)]
@@ -196,12 +225,11 @@ class ComponentModel(nn.Module):
         def ci_of(rows: Tensor) -> Tensor:
             return ci_fn(components.inner_acts(rows) if reads_inner_acts(self.ci_fn_type) else rows)
 
-        if isinstance(components, EmbeddingComponents):  # token ids: no zero rows to share
+        if nonzero_index is None:
             return ci_of(x)
         rows = x.flatten(0, -2)
-        nonzero_index = rows.ne(0).any(-1).nonzero().squeeze(-1)
-        if len(nonzero_index) == len(rows):
-            return ci_of(rows).unflatten(0, x.shape[:-1])
         out = ci_of(torch.cat([rows[nonzero_index], rows.new_zeros(1, rows.shape[-1])]))
-        shared = out[-1:].expand(len(rows), -1).index_put((nonzero_index,), out[:-1])
+        # Into a fresh tensor: torch 2.13's inductor miscompiles index_put on the stride-0
+        # expanded view (every row aliases one), which eager mode copies first anyway.
+        shared = out[-1:].expand(len(rows), -1).clone().index_put_((nonzero_index,), out[:-1])
         return shared.unflatten(0, x.shape[:-1])

@@ -17,7 +17,7 @@ from torch import Tensor
 from spd.component_model import ComponentModel
 from spd.components import target_weight
 from spd.config import Config
-from spd.losses import compute_losses
+from spd.losses import annealed_p, compute_losses, draw_loss_noise
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.metrics.target_ci import target_ci_errors
 from spd.metrics.weight_match import mmcs_ml2r
@@ -72,8 +72,10 @@ def evaluate(
         batch = (task.sample_eval_batch or task.sample_batch)(config.eval_batch, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
             data = run_target(model, batch, task.independent_rows)
-            ci = model.causal_importances(data.inputs)
-            _, terms = compute_losses(model, data, ci, config, step, generator)
+            noise = draw_loss_noise(model, data, config, generator)
+            ci = model.causal_importances(data.inputs, data.nonzero_rows)
+            p = annealed_p(config.losses.importance_minimality, step, config.steps)
+            _, terms = compute_losses(model, data, ci, config, p, noise)
             if task.eval_metrics is not None:
                 terms |= task.eval_metrics(model, data.batch, data.target_out, ci, config, generator)
         for name, value in terms.items():

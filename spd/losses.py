@@ -5,6 +5,8 @@ squared differences over all elements; `kl` is KL(target || masked) over the las
 averaged over every other position.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -12,7 +14,7 @@ from torch import Tensor
 from spd.component_model import CausalImportances, ComponentModel, ModuleMask
 from spd.components import target_weight
 from spd.config import Config, ImportanceMinimalityLoss
-from spd.masks import sample_delta_mask, sample_mask
+from spd.masks import MaskNoise, draw_mask_noise, mask_from_noise
 from spd.step_batch import StepBatch, weighted_row_mean
 
 
@@ -42,7 +44,7 @@ def annealed_p(loss: ImportanceMinimalityLoss, step: int, total_steps: int) -> f
 
 
 def importance_minimality_loss(
-    ci_upper: dict[str, Tensor], p: float, eps: float, row_weights: Tensor | None = None
+    ci_upper: dict[str, Tensor], p: float | Tensor, eps: float, row_weights: Tensor | None = None
 ) -> Tensor:
     """Σ_modules mean over batch (and positions) of Σ_c (ci + eps)^p."""
     total = 0.0
@@ -62,15 +64,39 @@ def output_distance(
 
 
 def stochastic_masks(
-    ci: CausalImportances, paths: list[str], sampling: str, use_delta: bool, generator: torch.Generator
+    ci: CausalImportances, noise: MaskNoise, sampling: str
 ) -> dict[str, ModuleMask]:
     return {
         path: ModuleMask(
-            mask=sample_mask(ci.lower[path], sampling, generator),
-            delta_mask=sample_delta_mask(ci.lower[path], generator) if use_delta else None,
+            mask=mask_from_noise(ci.lower[path], r, sampling),
+            delta_mask=None if noise.delta is None else noise.delta[path],
         )
-        for path in paths
+        for path, r in noise.component.items()
     }
+
+
+@dataclass
+class LossNoise:
+    """The mask draws of one step's stochastic losses, one MaskNoise per mask sample."""
+
+    stochastic_recon: list[MaskNoise]
+    stochastic_recon_layerwise: list[MaskNoise]
+
+
+def draw_loss_noise(
+    model: ComponentModel, data: StepBatch, config: Config, generator: torch.Generator
+) -> LossNoise:
+    """Every draw the configured stochastic losses will use, in a fixed order."""
+    shapes = {path: model.ci_shape(path, x) for path, x in data.inputs.items()}
+
+    def samples(enabled: bool) -> list[MaskNoise]:
+        n = config.n_mask_samples if enabled else 0
+        return [draw_mask_noise(shapes, model.use_delta_component, generator) for _ in range(n)]
+
+    return LossNoise(
+        stochastic_recon=samples(config.losses.stochastic_recon is not None),
+        stochastic_recon_layerwise=samples(config.losses.stochastic_recon_layerwise is not None),
+    )
 
 
 def masked_distance(
@@ -82,27 +108,25 @@ def masked_distance(
 
 def stochastic_recon_loss(
     model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config,
-    generator: torch.Generator,
+    noise: list[MaskNoise],
 ) -> Tensor:
     """Mean over mask samples of D(model with every module masked at once, target)."""
     total = 0.0
-    for _ in range(config.n_mask_samples):
-        masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
-        total = total + masked_distance(model, data, masks, config)
-    return total / config.n_mask_samples  # type: ignore[return-value]
+    for sample in noise:
+        total = total + masked_distance(model, data, stochastic_masks(ci, sample, config.sampling), config)
+    return total / len(noise)  # type: ignore[return-value]
 
 
 def stochastic_recon_layerwise_loss(
     model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config,
-    generator: torch.Generator,
+    noise: list[MaskNoise],
 ) -> Tensor:
     """Mean over mask samples and modules of D(model with only that module masked, target)."""
     total = 0.0
-    for _ in range(config.n_mask_samples):
-        masks = stochastic_masks(ci, model.module_paths, config.sampling, model.use_delta_component, generator)
-        for path, module_mask in masks.items():
+    for sample in noise:
+        for path, module_mask in stochastic_masks(ci, sample, config.sampling).items():
             total = total + masked_distance(model, data, {path: module_mask}, config)
-    return total / (config.n_mask_samples * len(model.module_paths))  # type: ignore[return-value]
+    return total / (len(noise) * len(model.module_paths))  # type: ignore[return-value]
 
 
 def ci_masked_recon_loss(
@@ -118,16 +142,17 @@ def compute_losses(
     data: StepBatch,
     ci: CausalImportances,
     config: Config,
-    step: int,
-    generator: torch.Generator,
+    p: float | Tensor,
+    noise: LossNoise,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted total loss and every term's unweighted value (keys `loss/<term>`), detached.
 
-    Values stay tensors so that a step never waits on the device; callers convert when logging.
+    `p` is the importance-minimality exponent of this step (`annealed_p`), `noise` the step's
+    mask draws (`draw_loss_noise`). Values stay tensors so that a step never waits on the
+    device; callers convert when logging.
     """
     losses = config.losses
     imp = losses.importance_minimality
-    p = annealed_p(imp, step, config.steps)
     terms: dict[str, tuple[float, Tensor]] = {
         "importance_minimality": (
             imp.coeff, importance_minimality_loss(ci.upper, p, imp.eps, data.row_weights)
@@ -139,12 +164,14 @@ def compute_losses(
         if losses.stochastic_recon is not None:
             terms["stochastic_recon"] = (
                 losses.stochastic_recon.coeff,
-                stochastic_recon_loss(model, data, ci, config, generator),
+                stochastic_recon_loss(model, data, ci, config, noise.stochastic_recon),
             )
         if losses.stochastic_recon_layerwise is not None:
             terms["stochastic_recon_layerwise"] = (
                 losses.stochastic_recon_layerwise.coeff,
-                stochastic_recon_layerwise_loss(model, data, ci, config, generator),
+                stochastic_recon_layerwise_loss(
+                    model, data, ci, config, noise.stochastic_recon_layerwise
+                ),
             )
         if losses.ci_masked_recon is not None:
             terms["ci_masked_recon"] = (

@@ -1,17 +1,42 @@
-"""Stochastic masks m = g + (1 - g) r between a component's causal importance g and 1."""
+"""Stochastic masks m = g + (1 - g) r between a component's causal importance g and 1.
+
+The uniform draws r are taken apart from the masks they make (`draw_mask_noise`), before the
+step's differentiable part runs: that part is then a pure function of its inputs, which
+torch.compile can capture whole, and the draws come from the run's mask generator in the same
+order either way.
+"""
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 
-def sample_mask(ci: Tensor, sampling: str, generator: torch.Generator) -> Tensor:
-    """`continuous`: r ~ U(0, 1); `binomial`: r ~ Bernoulli(0.5). Either way m lies in [g, 1]."""
-    r = torch.rand(ci.shape, generator=generator, device=ci.device, dtype=ci.dtype)
+@dataclass
+class MaskNoise:
+    """The draws behind one set of masks: r (..., C) per module and, with a delta component,
+    the delta's mask (...,) per module (its CI is 0, so its mask is r itself)."""
+
+    component: dict[str, Tensor]
+    delta: dict[str, Tensor] | None
+
+
+def draw_mask_noise(
+    ci_shapes: dict[str, torch.Size], use_delta: bool, generator: torch.Generator
+) -> MaskNoise:
+    component: dict[str, Tensor] = {}
+    delta: dict[str, Tensor] = {}
+    device = generator.device
+    for path, shape in ci_shapes.items():
+        component[path] = torch.rand(shape, generator=generator, device=device)
+        if use_delta:
+            delta[path] = torch.rand(shape[:-1], generator=generator, device=device)
+    return MaskNoise(component, delta if use_delta else None)
+
+
+def mask_from_noise(ci: Tensor, r: Tensor, sampling: str) -> Tensor:
+    """`continuous`: r ~ U(0, 1) as drawn; `binomial`: r thresholded to Bernoulli(0.5).
+    Either way m lies in [g, 1]."""
     if sampling == "binomial":
-        r = (r < 0.5).to(ci.dtype)
+        r = (r < 0.5).to(r.dtype)
     return ci + (1 - ci) * r
-
-
-def sample_delta_mask(ci: Tensor, generator: torch.Generator) -> Tensor:
-    """The delta component (W - UV) has CI 0, so its mask is r ~ U(0, 1), one per position."""
-    return torch.rand(ci.shape[:-1], generator=generator, device=ci.device, dtype=ci.dtype)

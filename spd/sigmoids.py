@@ -13,23 +13,14 @@ from torch import Tensor
 LEAK = 0.01
 
 
-class _LowerLeakyHard(torch.autograd.Function):
-    """Forward clamp(x, 0, 1); backward slope LEAK below 0, 1 on (0, 1], 0 above 1."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return x.clamp(0.0, 1.0)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        slope = torch.where(x <= 0, LEAK, (x <= 1).to(grad.dtype))
-        return grad * slope
-
-
 def lower_leaky_hard(x: Tensor) -> Tensor:
-    return _LowerLeakyHard.apply(x)  # type: ignore[no-any-return]
+    """Forward clamp(x, 0, 1); gradient LEAK below 0, 1 on (0, 1], 0 above 1.
+
+    Below 0 the value is `leak - leak.detach()`: exactly 0, with the leak's gradient. Plain ops
+    (no custom autograd function) keep the whole training step compilable.
+    """
+    leak = LEAK * x
+    return torch.where(x > 0, x.clamp(max=1.0), leak - leak.detach())
 
 
 def upper_leaky_hard(x: Tensor) -> Tensor:

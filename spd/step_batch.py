@@ -26,6 +26,8 @@ class StepBatch:
     """Each decomposed module's input."""
     row_weights: Tensor | None = None
     """How many original rows each row stands for; None: one each."""
+    nonzero_rows: dict[str, Tensor | None] | None = None
+    """Per module, its input's non-zero rows (ComponentModel.nonzero_rows); None: not computed."""
 
 
 def compact_trivial_rows(data: StepBatch) -> StepBatch:
@@ -58,7 +60,11 @@ def weighted_row_mean(values: Tensor, row_weights: Tensor | None) -> Tensor:
 
 @torch.no_grad()
 def run_target(model: ComponentModel, batch: Tensor, independent_rows: bool) -> StepBatch:
-    """The target's output and module inputs on `batch`, compacted when rows are independent."""
+    """The target's output and module inputs on `batch` (compacted when rows are independent),
+    with each input's non-zero rows."""
     target_out, inputs = model.forward_caching_inputs(batch)
     data = StepBatch(batch, target_out, inputs)
-    return compact_trivial_rows(data) if independent_rows else data
+    if independent_rows:
+        data = compact_trivial_rows(data)
+    data.nonzero_rows = model.nonzero_rows(data.inputs)
+    return data

@@ -12,12 +12,18 @@ from spd.atomic_io import atomic_torch_save
 from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.evaluate import Evaluation, evaluate
-from spd.losses import compute_losses, faithfulness_loss
+from spd.losses import (
+    LossNoise,
+    annealed_p,
+    compute_losses,
+    draw_loss_noise,
+    faithfulness_loss,
+)
 from spd.lr_schedule import lr_at
 from spd.metric_log import MetricLog
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.run_dir import RunDir
-from spd.step_batch import run_target
+from spd.step_batch import StepBatch, run_target
 from spd.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,10 @@ class Trainer:
             device,
         )
         self.next_step = 0
+        self.compiled_step_losses = (
+            # dynamic: the number of rows changes from step to step (only non-trivial rows run)
+            torch.compile(self.step_losses, dynamic=True) if config.compile_step else self.step_losses
+        )
 
     # --- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -84,17 +94,29 @@ class Trainer:
             optimizer.step()
         logger.info("Faithfulness warm-up: %d steps, final loss %.3g", warmup.steps, loss.item())
 
+    def step_losses(
+        self, data: StepBatch, noise: LossNoise, p: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The differentiable part of a step: a pure function of its inputs, which
+        `compile_step` captures whole (forward and backward). Returns the total loss, the
+        logged terms and the CI (for the alive tracker)."""
+        ci = self.model.causal_importances(data.inputs, data.nonzero_rows)
+        total, terms = compute_losses(self.model, data, ci, self.config, p, noise)
+        return total, terms, ci.lower
+
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         config = self.config
         lr = lr_at(step, config.steps, config.lr, config.lr_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self.task.sample_batch(config.batch_size, self.data_generator)
+        # p as a tensor: an annealed float would make the compiled step recompile every step.
+        p = torch.tensor(annealed_p(config.losses.importance_minimality, step, config.steps))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
             data = run_target(self.model, batch, self.task.independent_rows)
-            ci = self.model.causal_importances(data.inputs)
-            total, terms = compute_losses(self.model, data, ci, config, step, self.mask_generator)
-        self.tracker.update(ci.lower)
+            noise = draw_loss_noise(self.model, data, config, self.mask_generator)
+            total, terms, ci_lower = self.compiled_step_losses(data, noise, p.to(self.device))
+        self.tracker.update(ci_lower)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if config.grad_clip_norm is not None:

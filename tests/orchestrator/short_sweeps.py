@@ -6,6 +6,7 @@ from typing import Any
 import yaml
 
 SHORT_RUN: dict[str, Any] = {
+    "compile_step": False,  # a compile would take longer than the run
     "steps": 50,
     "eval_freq": 50,
     "save_freq": 25,

@@ -92,7 +92,9 @@ def test_zero_input_rows_share_one_ci_evaluation_exactly():
     x = torch.randn(10, 5)
     x[::2] = 0.0
     x.requires_grad_(True)
-    shared = model._pre_sigmoid_ci("fc2", x)
+    nonzero = model.nonzero_rows({"fc2": x})["fc2"]
+    assert nonzero.tolist() == [1, 3, 5, 7, 9]
+    shared = model._pre_sigmoid_ci("fc2", x, nonzero)
     direct = model.ci_fns["fc2"](model.components_of("fc2").inner_acts(x))
     assert torch.allclose(shared, direct, atol=1e-6)
     grads_shared = torch.autograd.grad(shared.square().sum(), list(model.ci_fns.parameters()))

@@ -1,16 +1,20 @@
 import pytest
 import torch
 
-from spd.masks import sample_mask
+from spd.masks import mask_from_noise
 from spd.sigmoids import lower_leaky_hard, upper_leaky_hard
 
 
+def sample_mask(ci, sampling, generator):
+    return mask_from_noise(ci, torch.rand(ci.shape, generator=generator), sampling)
+
+
 def test_lower_leaky_hard_forward_clamps_and_leaks_only_in_gradient():
-    x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    x = torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
     y = lower_leaky_hard(x)
-    assert y.tolist() == [0.0, 0.5, 1.0]
+    assert y.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
     y.sum().backward()
-    assert x.grad.tolist() == pytest.approx([0.01, 1.0, 0.0])
+    assert x.grad.tolist() == pytest.approx([0.01, 0.01, 1.0, 1.0, 0.0])
 
 
 def test_upper_leaky_hard():

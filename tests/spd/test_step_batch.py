@@ -5,7 +5,7 @@ from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.experiments.tms.model import TMSModel
 from spd.experiments.tms.task_config import TMSTargetConfig
-from spd.losses import compute_losses
+from spd.losses import compute_losses, draw_loss_noise
 from spd.step_batch import StepBatch, compact_trivial_rows, run_target, weighted_row_mean
 from tests.conftest import tms_config_dict
 
@@ -43,8 +43,9 @@ def test_compacted_losses_and_gradients_equal_the_full_batch():
 
     def losses_and_grads(independent_rows):
         data = run_target(model, batch, independent_rows)
-        ci = model.causal_importances(data.inputs)
-        total, terms = compute_losses(model, data, ci, config, 0, generator)
+        ci = model.causal_importances(data.inputs, data.nonzero_rows)
+        noise = draw_loss_noise(model, data, config, generator)  # ci_masked_recon: no draws
+        total, terms = compute_losses(model, data, ci, config, 1.0, noise)
         grads = torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
         return terms, grads, data
 

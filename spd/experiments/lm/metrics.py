@@ -18,6 +18,7 @@ from torch import Tensor
 from spd.component_model import CausalImportances, ComponentModel, ModuleMask
 from spd.config import Config
 from spd.losses import output_distance, stochastic_masks
+from spd.masks import draw_mask_noise
 
 
 def next_token_ce(logits: Tensor, tokens: Tensor) -> Tensor:
@@ -28,11 +29,11 @@ def variant_masks(
     model: ComponentModel, ci: CausalImportances, config: Config, generator: torch.Generator
 ) -> dict[str, dict[str, ModuleMask]]:
     paths = model.module_paths
+    shapes = {p: ci.lower[p].shape for p in paths}
+    noise = draw_mask_noise(shapes, model.use_delta_component, generator)
     return {
         "ci_masked": {p: ModuleMask(mask=ci.lower[p]) for p in paths},
-        "stochastic_masked": stochastic_masks(
-            ci, paths, config.sampling, model.use_delta_component, generator
-        ),
+        "stochastic_masked": stochastic_masks(ci, noise, config.sampling),
         "unmasked": {p: ModuleMask(mask=torch.ones_like(ci.lower[p])) for p in paths},
         "zero_masked": {p: ModuleMask(mask=torch.zeros_like(ci.lower[p])) for p in paths},
     }

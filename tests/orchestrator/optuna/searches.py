@@ -8,6 +8,7 @@ import yaml
 from orchestrator.optuna_search import SearchFile
 
 SHORT_TRIAL: dict[str, Any] = {
+    "compile_step": False,  # a compile would take longer than the run
     "steps": 30,
     "eval_freq": 10,
     "save_freq": 10,

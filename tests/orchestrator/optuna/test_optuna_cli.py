@@ -76,4 +76,4 @@ def test_dry_run_writes_the_search_and_submits_nothing(sweep_root: Path, tmp_pat
     assert read_spec(sweep).n_trials == 3
     assert not sweep.code.exists() and not list(sweep.logs.glob("*"))
     resumed = CliRunner().invoke(main, ["--resume", sweep.sweep_id])
-    assert resumed.exit_code == 2 and "running its command again" in resumed.output
+    assert resumed.exit_code == 2 and "was never submitted: run its command again" in resumed.output

@@ -18,6 +18,7 @@ from tests.orchestrator.short_sweeps import SHORT_ID_TARGET, write_sweep_file
 BAD_TARGET = "/nonexistent/target.pt"
 PROJECT = "spd-report-test"
 SHORT_30_STEPS = {
+    "compile_step": False,  # a compile would take longer than the run
     "steps": 30,
     "eval_freq": 15,
     "save_freq": 15,
