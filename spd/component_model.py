@@ -36,6 +36,9 @@ class ModuleMask:
 
     mask: Tensor
     delta_mask: Tensor | None = None
+    inner_acts: Tensor | None = None
+    """x @ V of the module's input, when the caller knows that input: the clean target input
+    (CausalImportances.inner_acts) in a forward where no earlier module is masked."""
 
 
 @dataclass
@@ -44,6 +47,8 @@ class CausalImportances:
     """CI in [0, 1] per module, (..., C): the masks' lower bounds."""
     upper: dict[str, Tensor]
     """The upper-leaky CI per module: what importance minimality penalises."""
+    inner_acts: dict[str, Tensor]
+    """x @ V of each module's target input, for the modules whose CI function reads it."""
 
 
 def module_key(path: str) -> str:
@@ -139,7 +144,11 @@ class ComponentModel(nn.Module):
         if module_mask is None:
             return None
         return self.components_of(path)(
-            args[0], module_mask.mask, self._weight_deltas.get(path), module_mask.delta_mask
+            args[0],
+            module_mask.mask,
+            self._weight_deltas.get(path),
+            module_mask.delta_mask,
+            module_mask.inner_acts,
         )
 
     # --- forwards
@@ -203,32 +212,31 @@ class ComponentModel(nn.Module):
     ) -> CausalImportances:
         if nonzero_rows is None:
             nonzero_rows = self.nonzero_rows(inputs)
-        lower, upper = {}, {}
+        lower, upper, inner_acts = {}, {}, {}
         for path in self.module_paths:
-            pre_sigmoid = self._pre_sigmoid_ci(path, inputs[path], nonzero_rows[path])
+            x = inputs[path]
+            if reads_inner_acts(self.ci_fn_type):
+                x = inner_acts[path] = self.components_of(path).inner_acts(x)
+            pre_sigmoid = self._pre_sigmoid_ci(path, x, nonzero_rows[path])
             lower[path] = self.lower_sigmoid(pre_sigmoid)
             upper[path] = self.upper_sigmoid(pre_sigmoid)
-        return CausalImportances(lower=lower, upper=upper)
+        return CausalImportances(lower=lower, upper=upper, inner_acts=inner_acts)
 
     def _pre_sigmoid_ci(self, path: str, x: Tensor, nonzero_index: Tensor | None) -> Tensor:
-        """The CI function's output for every position of x, (..., C).
+        """The CI function of module `path` on x (its input, or the inner acts x @ V that `mlp`
+        reads) for every position, (..., C).
 
-        A CI function maps each input row on its own, and sparse inputs (the toy models') have
-        all-zero rows, which all get the same output. So the function (and the inner acts it
-        reads) runs on the non-zero rows (`nonzero_index`) plus one zero row, whose output is
+        A CI function maps each row on its own, and sparse inputs (the toy models') have
+        all-zero rows (whose inner acts are zero too), which all get the same output. So the
+        function runs on the non-zero rows (`nonzero_index`) plus one zero row, whose output is
         broadcast: the same values and gradients as running it on every row, in a fraction of
         the work.
         """
-        components = self.components_of(path)
         ci_fn = self.ci_fns[module_key(path)]
-
-        def ci_of(rows: Tensor) -> Tensor:
-            return ci_fn(components.inner_acts(rows) if reads_inner_acts(self.ci_fn_type) else rows)
-
         if nonzero_index is None:
-            return ci_of(x)
+            return ci_fn(x)
         rows = x.flatten(0, -2)
-        out = ci_of(torch.cat([rows[nonzero_index], rows.new_zeros(1, rows.shape[-1])]))
+        out = ci_fn(torch.cat([rows[nonzero_index], rows.new_zeros(1, rows.shape[-1])]))
         # Into a fresh tensor: torch 2.13's inductor miscompiles index_put on the stride-0
         # expanded view (every row aliases one), which eager mode copies first anyway.
         shared = out[-1:].expand(len(rows), -1).clone().index_put_((nonzero_index,), out[:-1])

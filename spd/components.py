@@ -61,8 +61,11 @@ class Components(nn.Module):
         mask: Tensor,
         weight_delta: Tensor | None = None,
         delta_mask: Tensor | None = None,
+        inner_acts: Tensor | None = None,
     ) -> Tensor:
-        out = (self.inner_acts(x) * mask) @ self.U
+        """`inner_acts`: x @ V when the caller has it already (computed on this same x)."""
+        acts = self.inner_acts(x) if inner_acts is None else inner_acts
+        out = (acts * mask) @ self.U
         if weight_delta is not None and delta_mask is not None:
             out = out + delta_mask.unsqueeze(-1) * self.delta_out(x, weight_delta)
         if self.bias is not None:

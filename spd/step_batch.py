@@ -1,11 +1,12 @@
 """The data of one training or evaluation step, and sharing one evaluation among trivial rows.
 
 In the toy models each batch row is processed on its own, and most rows are all-zero sparse
-inputs. A row whose every decomposed module sees an all-zero input has the same output under any
-masks (components and delta read x = 0, leaving the target's bias), so its reconstruction error
-is exactly zero, and all such rows get identical causal importances. Such a batch is compacted to
-the other rows plus one representative zero row that carries their count as its weight; losses
-and metrics are weighted means over rows and equal those of the full batch.
+inputs. When an all-zero row gives every decomposed module an all-zero input, its output is the
+same under any masks (components and delta read x = 0, leaving the target's bias), so its
+reconstruction error is exactly zero, and all such rows get identical causal importances. Such a
+batch is compacted, before the target runs, to the other rows plus one representative zero row
+that carries their count as its weight; losses and metrics are weighted means over rows and
+equal those of the full batch.
 """
 
 from dataclasses import dataclass
@@ -30,24 +31,26 @@ class StepBatch:
     """Per module, its input's non-zero rows (ComponentModel.nonzero_rows); None: not computed."""
 
 
-def compact_trivial_rows(data: StepBatch) -> StepBatch:
-    """The rows with work to do, plus one weighted zero row standing for all the others."""
-    n_rows = data.batch.shape[0]
-    trivial = torch.ones(n_rows, dtype=torch.bool, device=data.batch.device)
-    for x in data.inputs.values():
-        trivial &= x.reshape(n_rows, -1).eq(0).all(-1)
-    n_trivial = int(trivial.sum())
-    if n_trivial <= 1:
-        return data
-    kept = torch.cat([(~trivial).nonzero().squeeze(-1), trivial.nonzero()[:1, 0]])
-    weights = torch.ones(len(kept), device=data.batch.device)
-    weights[-1] = n_trivial
-    return StepBatch(
-        data.batch[kept],
-        data.target_out[kept],
-        {path: x[kept] for path, x in data.inputs.items()},
-        weights,
-    )
+def compact_zero_rows(batch: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The rows with a non-zero entry plus one all-zero row standing for the other all-zero
+    rows, and how many rows each stands for; (batch, None) when fewer than two rows are zero."""
+    zero = batch.flatten(1).eq(0).all(-1)
+    n_zero = int(zero.sum())
+    if n_zero <= 1:
+        return batch, None
+    kept = torch.cat([(~zero).nonzero().squeeze(-1), zero.nonzero()[:1, 0]])
+    weights = torch.ones(len(kept), device=batch.device)
+    weights[-1] = n_zero
+    return batch[kept], weights
+
+
+def zero_row_is_trivial(model: ComponentModel, batch: Tensor) -> bool:
+    """Whether an all-zero input row gives every decomposed module an all-zero input (so any
+    masks leave its output alone). Biases can break it (e.g. a deeper residual MLP's later
+    layers), so it is checked on the target, one row, every step: the target is frozen, but
+    this keeps the check free of state."""
+    _, inputs = model.forward_caching_inputs(batch.new_zeros(1, *batch.shape[1:]))
+    return all(bool(x.eq(0).all()) for x in inputs.values())
 
 
 def weighted_row_mean(values: Tensor, row_weights: Tensor | None) -> Tensor:
@@ -60,11 +63,11 @@ def weighted_row_mean(values: Tensor, row_weights: Tensor | None) -> Tensor:
 
 @torch.no_grad()
 def run_target(model: ComponentModel, batch: Tensor, independent_rows: bool) -> StepBatch:
-    """The target's output and module inputs on `batch` (compacted when rows are independent),
-    with each input's non-zero rows."""
+    """The target's output and module inputs on `batch` (compacted first when rows are
+    independent and zero rows trivial: the target then runs on the kept rows only), with each
+    input's non-zero rows."""
+    row_weights = None
+    if independent_rows and zero_row_is_trivial(model, batch):
+        batch, row_weights = compact_zero_rows(batch)
     target_out, inputs = model.forward_caching_inputs(batch)
-    data = StepBatch(batch, target_out, inputs)
-    if independent_rows:
-        data = compact_trivial_rows(data)
-    data.nonzero_rows = model.nonzero_rows(data.inputs)
-    return data
+    return StepBatch(batch, target_out, inputs, row_weights, model.nonzero_rows(inputs))

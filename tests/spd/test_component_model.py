@@ -94,8 +94,9 @@ def test_zero_input_rows_share_one_ci_evaluation_exactly():
     x.requires_grad_(True)
     nonzero = model.nonzero_rows({"fc2": x})["fc2"]
     assert nonzero.tolist() == [1, 3, 5, 7, 9]
-    shared = model._pre_sigmoid_ci("fc2", x, nonzero)
-    direct = model.ci_fns["fc2"](model.components_of("fc2").inner_acts(x))
+    inner_acts = model.components_of("fc2").inner_acts(x)
+    shared = model._pre_sigmoid_ci("fc2", inner_acts, nonzero)
+    direct = model.ci_fns["fc2"](inner_acts)
     assert torch.allclose(shared, direct, atol=1e-6)
     grads_shared = torch.autograd.grad(shared.square().sum(), list(model.ci_fns.parameters()))
     grads_direct = torch.autograd.grad(direct.square().sum(), list(model.ci_fns.parameters()))

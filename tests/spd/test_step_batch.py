@@ -6,7 +6,7 @@ from spd.config import Config
 from spd.experiments.tms.model import TMSModel
 from spd.experiments.tms.task_config import TMSTargetConfig
 from spd.losses import compute_losses, draw_loss_noise
-from spd.step_batch import StepBatch, compact_trivial_rows, run_target, weighted_row_mean
+from spd.step_batch import compact_zero_rows, run_target, weighted_row_mean
 from tests.conftest import tms_config_dict
 
 
@@ -18,11 +18,21 @@ def test_weighted_row_mean_counts_rows():
 
 def test_compaction_keeps_nonzero_rows_and_one_weighted_zero_row():
     batch = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
-    data = compact_trivial_rows(StepBatch(batch, batch * 2, {"m": batch}))
-    assert data.batch.tolist() == [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]
-    assert data.row_weights.tolist() == [1.0, 1.0, 3.0]
+    kept, weights = compact_zero_rows(batch)
+    assert kept.tolist() == [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]]
+    assert weights.tolist() == [1.0, 1.0, 3.0]
     dense = torch.ones(3, 2)
-    assert compact_trivial_rows(StepBatch(dense, dense, {"m": dense})).row_weights is None
+    assert compact_zero_rows(dense)[1] is None
+
+
+def test_zero_rows_are_kept_when_a_bias_reaches_a_decomposed_module():
+    target = TMSModel(TMSTargetConfig(n_features=5, n_hidden=2, n_hidden_layers=1), tied=False)
+    batch = torch.zeros(8, 5)
+    batch[0, 1] = 1.0
+    model = ComponentModel(target, {"linear1": 4, "linear2": 4}, "mlp", [8], "leaky_hard", False)
+    assert run_target(model, batch, True).batch.shape[0] == 2  # compacted: zero stays zero
+    target.hidden_layers[0].bias = torch.nn.Parameter(torch.ones(2), requires_grad=False)
+    assert run_target(model, batch, True).batch.shape[0] == 8  # linear2 now sees the bias
 
 
 def test_compacted_losses_and_gradients_equal_the_full_batch():
