@@ -28,9 +28,9 @@ from orchestrator.optuna_study import (
     CONSTRAINT_ATTR,
     ERROR_ATTR,
     SURPLUS_ATTR,
+    build_sampler,
     counted_trials,
     first_attempt,
-    build_sampler,
     open_storage,
     open_study,
 )

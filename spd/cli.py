@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 
 from spd.config import Config
 from spd.config_loading import ConfigError, load_config

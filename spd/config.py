@@ -17,7 +17,6 @@ from spd.experiments.tms.task_config import TMSTaskConfig
 from spd.metrics.target_ci import TargetCIPatterns
 from spd.strict_model import StrictModel
 
-
 ModulePattern = tuple[str, int]
 """An fnmatch pattern over module paths and the number of subcomponents C of each matched module."""
 

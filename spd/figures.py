@@ -6,11 +6,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from spd.component_model import ComponentModel  # noqa: E402
+from spd.component_model import ComponentModel
 
 
 def ci_per_feature_figure(probe_ci: dict[str, np.ndarray]) -> Figure:

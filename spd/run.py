@@ -20,7 +20,12 @@ from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.evaluate import Evaluation, load_callable
 from spd.experiment_tasks import build_task
-from spd.figures import ci_per_feature_figure, component_norms_figure, loss_curves_figure, save_figure
+from spd.figures import (
+    ci_per_feature_figure,
+    component_norms_figure,
+    loss_curves_figure,
+    save_figure,
+)
 from spd.identity_insertion import insert_identity_operations
 from spd.metric_log import MetricLog
 from spd.module_patterns import format_resolution_table, resolve_module_patterns

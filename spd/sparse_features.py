@@ -1,7 +1,9 @@
 """Sparse synthetic feature vectors, the inputs of the toy models (TMS and residual MLPs)."""
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from spd.tasks import Task
 
 EXACTLY_N_ACTIVE = {
     "exactly_one_active": 1,
@@ -39,3 +41,36 @@ def sample_sparse_features(
     chosen = scores.topk(n_active, dim=-1).indices
     mask = torch.zeros(batch_size, n_features, device=device).scatter_(-1, chosen, 1.0)
     return values * mask
+
+
+PROBE_VALUE = 0.75
+"""Value of the single active feature in the probe inputs used for CI-per-feature metrics."""
+
+
+def sparse_feature_task(
+    target: nn.Module,
+    n_features: int,
+    feature_probability: float,
+    data_generation_type: str,
+    value_range: tuple[float, float],
+    device: torch.device,
+) -> Task:
+    """A toy-model task: sparse feature batches, one-hot probes, independent rows."""
+
+    def sample_batch(batch_size: int, generator: torch.Generator) -> Tensor:
+        return sample_sparse_features(
+            batch_size,
+            n_features,
+            feature_probability,
+            data_generation_type,
+            value_range,
+            generator,
+            device,
+        )
+
+    return Task(
+        target=target,
+        sample_batch=sample_batch,
+        feature_probe=torch.eye(n_features, device=device) * PROBE_VALUE,
+        independent_rows=True,
+    )

@@ -7,12 +7,9 @@ import torch
 from spd.experiments.tms.model import TMSModel
 from spd.experiments.tms.task_config import TMSTaskConfig
 from spd.experiments.tms.train_target import train_tms_target
-from spd.sparse_features import sample_sparse_features
+from spd.sparse_features import sparse_feature_task
 from spd.target_cache import target_state
 from spd.tasks import Task
-
-PROBE_VALUE = 0.75
-"""Value of the single active feature in the probe inputs used for CI-per-feature metrics."""
 
 
 def load_tms_target(
@@ -30,22 +27,11 @@ def load_tms_target(
 def build_tms_task(
     task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
 ) -> Task:
-    n_features = task_config.target.n_features
-
-    def sample_batch(batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        return sample_sparse_features(
-            batch_size,
-            n_features,
-            task_config.feature_probability,
-            task_config.data_generation_type,
-            (0.0, 1.0),
-            generator,
-            device,
-        )
-
-    return Task(
-        target=load_tms_target(task_config, pretrained_model_path, device),
-        sample_batch=sample_batch,
-        feature_probe=torch.eye(n_features, device=device) * PROBE_VALUE,
-        independent_rows=True,
+    return sparse_feature_task(
+        load_tms_target(task_config, pretrained_model_path, device),
+        task_config.target.n_features,
+        task_config.feature_probability,
+        task_config.data_generation_type,
+        (0.0, 1.0),
+        device,
     )

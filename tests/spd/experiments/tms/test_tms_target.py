@@ -38,7 +38,7 @@ def test_trained_target_represents_every_feature_and_is_cached(tmp_path, monkeyp
 
 
 def test_unrepresented_feature_triggers_retraining_with_next_seed(monkeypatch, caplog):
-    import spd.experiments.tms.train_target as train_target
+    from spd.experiments.tms import train_target
 
     config = TMSTargetConfig(n_features=5, n_hidden=2, train_steps=1)
     seeds = []
