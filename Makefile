@@ -32,6 +32,7 @@ test-all: install
 
 bench: install
 	$(PY) bench/bench_tms.py
+	$(PY) bench/bench_resid_mlp.py
 
 slurm-up:
 	bash scripts/slurm_cluster.sh start

@@ -5,6 +5,7 @@ it times three implementations of the CI functions, which give the same losses:
     reference  plain autograd math (PerComponentMLP.reference_forward), as in the research code
     fast       memory-lean custom autograd functions, eager (the default)
     compiled   the same, fused by torch.compile (`compile: true`, the resid_mlp configs' setting)
+    step       the whole step as one compiled graph (`compile_step: true`, plain math inside)
 Each measurement runs in its own process, so that peak RSS is its own. The targets are random (not
 trained): speed does not depend on the weights. resid_mlp3 runs with C = 500 in all six modules,
 the research code's setting, unless --config-c is given.
@@ -32,7 +33,7 @@ from spd.train import Trainer
 
 experiment, path, bf16, threads, warmup, n_steps, research_c, target_file = sys.argv[1:9]
 torch.set_num_threads(int(threads))
-overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}"]
+overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}", f"compile_step={path == 'step'}"]
 if research_c == "1":
     overrides.append("target_module_patterns=[[layers.*.mlp_in, 500], [layers.*.mlp_out, 500]]")
 config = load_config(experiment, overrides)
@@ -72,6 +73,8 @@ STEPS = {  # (warm-up steps, timed steps) per experiment and path
     ("resid_mlp3", "reference"): (1, 2),
     ("resid_mlp3", "fast"): (1, 2),
     ("resid_mlp3", "compiled"): (1, 2),
+    ("resid_mlp1", "step"): (3, 20),
+    ("resid_mlp3", "step"): (1, 2),
 }
 
 
