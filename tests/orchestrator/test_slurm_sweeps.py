@@ -207,7 +207,8 @@ def test_killed_orchestrator_resumes_and_submits_only_missing_jobs(sweeps: Path)
 
 
 def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
-    steps, log_freq = 600, 50
+    # Long enough (seconds) that a job cannot finish between its first checkpoint and the signal.
+    steps, log_freq = 3000, 50
     sweep_file = write_sweep_file(
         Path("long.yaml"),
         {
