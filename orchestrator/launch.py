@@ -17,7 +17,7 @@ from typing import Literal
 from orchestrator.code_snapshot import code_version, snapshot_code
 from orchestrator.job import DecompositionJob
 from orchestrator.slurm_backend import SlurmBackend
-from orchestrator.submit import Backend
+from orchestrator.submit import Backend, Call
 from orchestrator.sweep_dir import (
     JobRecord,
     JobState,
@@ -136,15 +136,30 @@ def launch(
                 echo(f"Rendered {script} (jobs {chunk.start}-{chunk.stop - 1} of this submission)")
         echo(f"Dry run: nothing submitted. Configs: {sweep.configs}")
         return manifest
-    meta = sweep.read_meta()
-    sweep.write_meta(meta.model_copy(update={"launch": settings}))
-    if selected:
+    calls = [(r, DecompositionJob(sweep.path, r.job_id)) for r in selected]
+    return submit_and_follow(sweep, manifest, backend, settings, calls, wait, poll_interval_s, echo)
+
+
+def submit_and_follow(
+    sweep: SweepDir,
+    manifest: Manifest,
+    backend: Backend,
+    settings: LaunchSettings,
+    calls: list[tuple[JobRecord, Call]],
+    wait: bool,
+    poll_interval_s: float,
+    echo: Callable[[str], None],
+) -> Manifest:
+    """Record how the sweep (or search) was launched, snapshot the code once, submit `calls`,
+    and (with `wait`) follow the jobs to the end; Ctrl-C says how to continue."""
+    sweep.write_meta(sweep.read_meta().model_copy(update={"launch": settings}))
+    if calls:
         if not sweep.code.exists():
             version = code_version()
             snapshot_code(sweep.code, version)
             sweep.write_meta(sweep.read_meta().model_copy(update={"code_version": version}))
         try:
-            backend.submit(sweep, [(r, DecompositionJob(sweep.path, r.job_id)) for r in selected])
+            backend.submit(sweep, calls)
         finally:
             sweep.write_manifest(manifest)
     if not wait:

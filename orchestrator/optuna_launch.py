@@ -22,8 +22,8 @@ from typing import Any
 import optuna
 from pydantic import Field
 
-from orchestrator.code_snapshot import code_version, snapshot_code
-from orchestrator.launch import sweep_id_for
+from orchestrator.code_snapshot import code_version
+from orchestrator.launch import submit_and_follow, sweep_id_for
 from orchestrator.optuna_search import SearchFile, trial_config
 from orchestrator.optuna_study import finished_trials, open_storage, open_study
 from orchestrator.optuna_worker import AGENT_PREFIX, OptunaAgent
@@ -38,7 +38,7 @@ from orchestrator.sweep_dir import (
     SweepMeta,
     sweeps_root,
 )
-from orchestrator.track import FINISHED, refresh, wait_for_jobs
+from orchestrator.track import FINISHED, refresh
 from spd.atomic_io import atomic_write_text
 from spd.strict_model import StrictModel
 
@@ -162,39 +162,20 @@ def launch_search(
         return manifest
     selected = agents_to_submit(sweep, manifest, study_done)
     echo(f"Study: {n_done} of {spec.n_trials} trials finished. {verb} {len(selected)} agents.")
-    sweep.write_meta(sweep.read_meta().model_copy(update={"launch": settings}))
-    if selected:
-        if not sweep.code.exists():
-            version = code_version()
-            snapshot_code(sweep.code, version)
-            sweep.write_meta(sweep.read_meta().model_copy(update={"code_version": version}))
-        calls = [
-            (
-                record,
-                OptunaAgent(
-                    sweep.path,
-                    record.job_id,
-                    spec.experiment,
-                    spec.search,
-                    spec.overrides,
-                    spec.n_trials,
-                    spec.storage_url,
-                    heartbeat,
-                ),
-            )
-            for record in selected
-        ]
-        try:
-            backend.submit(sweep, calls)
-        finally:
-            sweep.write_manifest(manifest)
-    if not wait:
-        return manifest
-    try:
-        return wait_for_jobs(sweep, manifest, backend, poll_interval_s)
-    except KeyboardInterrupt:
-        backend.stop()
-        refresh(sweep, manifest)
-        sweep.write_manifest(manifest)
-        echo(f"\nStopped. Continue the search with: spd-sweep --resume {sweep.sweep_id}")
-        raise
+    calls = [
+        (
+            record,
+            OptunaAgent(
+                sweep.path,
+                record.job_id,
+                spec.experiment,
+                spec.search,
+                spec.overrides,
+                spec.n_trials,
+                spec.storage_url,
+                heartbeat,
+            ),
+        )
+        for record in selected
+    ]
+    return submit_and_follow(sweep, manifest, backend, settings, calls, wait, poll_interval_s, echo)
