@@ -12,6 +12,7 @@ the research code's setting, unless --config-c is given.
 
     python bench/bench_resid_mlp.py                        # 2 threads
     python bench/bench_resid_mlp.py --threads 1 --experiments resid_mlp1 --paths fast,compiled
+    python bench/bench_resid_mlp.py --experiments resid_mlp1 --precisions fp32 --matmuls
 
 Reference (the issue): the research code needs about 28 s per step and 8 GB for resid_mlp3 and runs
 resid_mlp1 at about 8.9 steps/s, on 2 CPU threads of this machine kind.
@@ -26,12 +27,14 @@ import tempfile
 
 MEASURE = r"""
 import json, resource, sys, time, torch
+MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 from spd.config_loading import load_config
 from spd.experiments.resid_mlp.model import ResidMLP
 from spd.run import build_component_model, resolve_device
 from spd.train import Trainer
 
 experiment, path, bf16, threads, warmup, n_steps, research_c, target_file = sys.argv[1:9]
+count_matmuls = sys.argv[9] == "1"
 torch.set_num_threads(int(threads))
 overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}", f"compile_step={path == 'step'}"]
 if research_c == "1":
@@ -60,9 +63,17 @@ if device.type == "cuda":
 elapsed = time.perf_counter() - started
 peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+matmul_ms = None
+if count_matmuls:  # after the timing: the profiler slows the step down
+    from torch.profiler import profile
+    with profile() as prof:
+        for step in range(int(warmup) + int(n_steps), int(warmup) + 2 * int(n_steps)):
+            trainer.train_step(step)
+    matmul_ms = sum(e.self_cpu_time_total for e in prof.key_averages()
+                    if e.key in MATMULS) / 1e3 / int(n_steps)
 print(json.dumps({
     "steps_per_s": int(n_steps) / elapsed, "peak_mib": peak / 2**20, "device": device.type,
-    "warmup_s": warmup_s, "loss": float(terms["loss/total"]),
+    "warmup_s": warmup_s, "loss": float(terms["loss/total"]), "matmul_ms": matmul_ms,
 }))
 """
 
@@ -79,7 +90,13 @@ STEPS = {  # (warm-up steps, timed steps) per experiment and path
 
 
 def measure(
-    experiment: str, path: str, bf16: bool, threads: int, research_c: bool, env: dict[str, str]
+    experiment: str,
+    path: str,
+    bf16: bool,
+    threads: int,
+    research_c: bool,
+    count_matmuls: bool,
+    env: dict[str, str],
 ) -> dict:
     warmup, n_steps = STEPS[(experiment, path)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,6 +109,7 @@ def measure(
             str(n_steps),
             "1" if research_c else "0",
             os.path.join(tmp, "target.pt"),
+            "1" if count_matmuls else "0",
         ]
         out = subprocess.run(
             [sys.executable, "-c", MEASURE, *args],
@@ -116,21 +134,31 @@ def main() -> None:
         action="store_true",
         help="resid_mlp3 with its config's per-module C instead of C = 500 everywhere",
     )
+    parser.add_argument(
+        "--matmuls",
+        action="store_true",
+        help="also profile the CPU time per step spent in matrix multiplications (on CPU): the "
+        "part of the step that fusing and skipping work cannot shrink",
+    )
     args = parser.parse_args()
     env = dict(os.environ)
     print(
         f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
-        f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12}  device"
+        f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12} {'matmul ms':>9}  device"
     )
     for experiment in args.experiments.split(","):
         for precision in args.precisions.split(","):
             for path in args.paths.split(","):
                 research_c = experiment == "resid_mlp3" and not args.config_c
-                r = measure(experiment, path, precision == "bf16", args.threads, research_c, env)
+                r = measure(
+                    experiment, path, precision == "bf16", args.threads, research_c,
+                    args.matmuls, env,
+                )
+                matmul_ms = "-" if r["matmul_ms"] is None else f"{r['matmul_ms']:.1f}"
                 print(
                     f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
                     f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
-                    f"{r['loss']:>12.6g}  {r['device']}",
+                    f"{r['loss']:>12.6g} {matmul_ms:>9}  {r['device']}",
                     flush=True,
                 )
 

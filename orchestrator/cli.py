@@ -46,6 +46,9 @@ from spd.registry import EXPERIMENTS
 REPO_SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 DEFAULT_SWEEP = Path("sweeps/default.yaml")
 MIN_DEFAULT_TIME_MIN = 10
+MAX_DEFAULT_TIME_MIN = 24 * 60
+"""Longer jobs (the hub LMs on CPU) hit this limit, are requeued and go on from their checkpoint:
+a one-day limit is one clusters accept, unlike the months such a job would take."""
 MAX_LISTED_RESULTS = 20
 
 USER_ERRORS = (
@@ -100,10 +103,10 @@ def parse_sbatch_flags(flags: tuple[str, ...]) -> dict[str, str]:
 
 
 def default_time_minutes(experiments: list[str]) -> int:
-    """Twice the slowest experiment's expected runtime: room to spare, and jobs that still hit
-    the limit are requeued and resume from their checkpoint."""
+    """Twice the slowest experiment's expected runtime, within [10 min, 1 day]: room to spare,
+    and jobs that still hit the limit are requeued and resume from their checkpoint."""
     slowest = max(EXPERIMENTS[name].expected_runtime_min for name in experiments)
-    return max(MIN_DEFAULT_TIME_MIN, math.ceil(2 * slowest))
+    return min(MAX_DEFAULT_TIME_MIN, max(MIN_DEFAULT_TIME_MIN, math.ceil(2 * slowest)))
 
 
 def resources_from(options: dict[str, Any], base: SlurmResources | None = None) -> SlurmResources:
@@ -189,7 +192,11 @@ def given(ctx: click.Context, name: str) -> bool:
     help="Expand, validate and render; submit nothing.",
 )
 @click.option("--partition", help="SLURM partition.")
-@click.option("--time", help="SLURM time limit (default: twice the expected runtime).")
+@click.option(
+    "--time",
+    help="SLURM time limit (default: twice the expected runtime, at most a day; a job that hits "
+    "it is requeued and resumes from its checkpoint).",
+)
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per job (default 1; 0 with --cpu).")
 @click.option(
     "--cpus-per-task",

@@ -36,9 +36,6 @@ class ModuleMask:
 
     mask: Tensor
     delta_mask: Tensor | None = None
-    inner_acts: Tensor | None = None
-    """x @ V of the module's input, when the caller knows that input: the clean target input
-    (CausalImportances.inner_acts) in a forward where no earlier module is masked."""
 
 
 @dataclass
@@ -96,6 +93,7 @@ class ComponentModel(nn.Module):
         for source, tied in tied_modules:
             self._tie(source, tied)
         self._active_masks: dict[str, ModuleMask] = {}
+        self._clean_inner_acts: dict[str, Tensor] = {}
         self._weight_deltas: dict[str, Tensor] = {}
         self._input_cache: dict[str, Tensor] | None = None
 
@@ -134,8 +132,12 @@ class ComponentModel(nn.Module):
 
     # --- hooks
     def _cache_input_hook(self, path: str, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if self._input_cache is not None:
-            self._input_cache[path] = args[0]
+        if self._input_cache is None:
+            return
+        if path in self._input_cache:
+            # One input per module is what its CI function and masks are defined on.
+            raise ValueError(f"{path!r} runs more than once per forward: it cannot be decomposed")
+        self._input_cache[path] = args[0]
 
     def _replace_output_hook(
         self, path: str, module: nn.Module, args: tuple[Any, ...], output: Tensor
@@ -143,25 +145,37 @@ class ComponentModel(nn.Module):
         module_mask = self._active_masks.get(path)
         if module_mask is None:
             return None
+        # Until the first masked module has run, the forward computes exactly what the target
+        # did, so this module reads its target input, whose x @ V the caller may already have.
+        inner_acts = self._clean_inner_acts.pop(path, None)
+        self._clean_inner_acts = {}
         return self.components_of(path)(
-            args[0],
-            module_mask.mask,
-            self._weight_deltas.get(path),
-            module_mask.delta_mask,
-            module_mask.inner_acts,
+            args[0], module_mask.mask, self._weight_deltas.get(path), module_mask.delta_mask, inner_acts
         )
 
     # --- forwards
     def _output(self, out: Any) -> Tensor:
         return getattr(out, self.output_attr) if self.output_attr else out
 
-    def forward(self, *args: Any, masks: dict[str, ModuleMask] | None = None, **kwargs: Any) -> Tensor:
-        """The target with each module in `masks` replaced by its masked components."""
+    def forward(
+        self,
+        *args: Any,
+        masks: dict[str, ModuleMask] | None = None,
+        target_inner_acts: dict[str, Tensor] | None = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """The target with each module in `masks` replaced by its masked components.
+
+        `target_inner_acts`: x @ V of the modules' inputs in the target's own forward on these
+        args (CausalImportances.inner_acts). The first masked module to run reads that same
+        input, so it reuses them instead of recomputing its largest matmul.
+        """
         self._active_masks = masks or {}
+        self._clean_inner_acts = dict(target_inner_acts or {})
         try:
             return self._output(self.target(*args, **kwargs))
         finally:
-            self._active_masks = {}
+            self._active_masks, self._clean_inner_acts = {}, {}
 
     def forward_caching_inputs(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, Tensor]]:
         """The target's output and the input of every decomposed module."""

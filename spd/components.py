@@ -65,11 +65,10 @@ class Components(nn.Module):
     ) -> Tensor:
         """`inner_acts`: x @ V when the caller has it already (computed on this same x)."""
         acts = self.inner_acts(x) if inner_acts is None else inner_acts
-        out = (acts * mask) @ self.U
+        # F.linear adds the bias inside the matmul (addmm): no extra pass over the output.
+        out = F.linear(acts * mask, self.U.T, self.bias)
         if weight_delta is not None and delta_mask is not None:
             out = out + delta_mask.unsqueeze(-1) * self.delta_out(x, weight_delta)
-        if self.bias is not None:
-            out = out + self.bias
         return out
 
     def delta_out(self, x: Tensor, weight_delta: Tensor) -> Tensor:

@@ -8,16 +8,33 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from spd.component_model import ComponentModel
+
+MAX_PANELS_PER_ROW = 4
+"""A model with many decomposed modules (an LM) gets rows of panels, not one very wide row."""
+
+
+def panel_grid(n_panels: int, panel_width: float, panel_height: float) -> tuple[Figure, list[Axes]]:
+    """A figure with one panel per module, wrapped into rows; unused grid cells are hidden."""
+    n_cols = min(n_panels, MAX_PANELS_PER_ROW)
+    n_rows = -(-n_panels // n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(panel_width * n_cols, panel_height * n_rows), squeeze=False
+    )
+    flat = list(axes.flat)
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, flat[:n_panels]
 
 
 def ci_per_feature_figure(probe_ci: dict[str, np.ndarray]) -> Figure:
     """One heatmap per module: CI of each component (columns, sorted by their top feature) when
     only feature j (row) is active. Components that never exceed 0.01 are dropped."""
-    fig, axes = plt.subplots(1, len(probe_ci), figsize=(4 * len(probe_ci), 3.5), squeeze=False)
-    for ax, (path, ci) in zip(axes[0], probe_ci.items()):
+    fig, axes = panel_grid(len(probe_ci), 4, 3.5)
+    for ax, (path, ci) in zip(axes, probe_ci.items()):
         used = np.flatnonzero(ci.max(axis=0) > 0.01)
         order = used[np.argsort(ci[:, used].argmax(axis=0), kind="stable")]
         image = ax.imshow(ci[:, order] if len(order) else ci[:, :1] * 0, vmin=0, vmax=1,
@@ -33,8 +50,8 @@ def ci_per_feature_figure(probe_ci: dict[str, np.ndarray]) -> Figure:
 def component_norms_figure(model: ComponentModel) -> Figure:
     """‖U_c‖·‖V_c‖ of each subcomponent (the Frobenius norm of the rank-one matrix), sorted."""
     paths = model.module_paths
-    fig, axes = plt.subplots(1, len(paths), figsize=(4 * len(paths), 3), squeeze=False)
-    for ax, path in zip(axes[0], paths):
+    fig, axes = panel_grid(len(paths), 4, 3)
+    for ax, path in zip(axes, paths):
         comp = model.components_of(path)
         norms = (comp.V.detach().norm(dim=0) * comp.U.detach().norm(dim=1)).float().cpu().numpy()
         ax.bar(np.arange(len(norms)), np.sort(norms)[::-1])

@@ -100,9 +100,14 @@ def draw_loss_noise(
 
 
 def masked_distance(
-    model: ComponentModel, data: StepBatch, masks: dict[str, ModuleMask], config: Config
+    model: ComponentModel,
+    data: StepBatch,
+    masks: dict[str, ModuleMask],
+    config: Config,
+    ci: CausalImportances | None = None,
 ) -> Tensor:
-    out = model(data.batch, masks=masks)
+    """D(model with `masks`, target); with `ci`, the first masked module reuses its inner acts."""
+    out = model(data.batch, masks=masks, target_inner_acts=None if ci is None else ci.inner_acts)
     return output_distance(out, data.target_out, config.output_loss_type, data.row_weights)
 
 
@@ -113,7 +118,8 @@ def stochastic_recon_loss(
     """Mean over mask samples of D(model with every module masked at once, target)."""
     total = 0.0
     for sample in noise:
-        total = total + masked_distance(model, data, stochastic_masks(ci, sample, config.sampling), config)
+        masks = stochastic_masks(ci, sample, config.sampling)
+        total = total + masked_distance(model, data, masks, config, ci)
     return total / len(noise)  # type: ignore[return-value]
 
 
@@ -121,16 +127,11 @@ def stochastic_recon_layerwise_loss(
     model: ComponentModel, data: StepBatch, ci: CausalImportances, config: Config,
     noise: list[MaskNoise],
 ) -> Tensor:
-    """Mean over mask samples and modules of D(model with only that module masked, target).
-
-    With only one module masked, that module reads its target input, whose x @ V the CI
-    functions computed already: reused, it saves the largest matmul of each such forward.
-    """
+    """Mean over mask samples and modules of D(model with only that module masked, target)."""
     total = 0.0
     for sample in noise:
         for path, module_mask in stochastic_masks(ci, sample, config.sampling).items():
-            module_mask.inner_acts = ci.inner_acts.get(path)
-            total = total + masked_distance(model, data, {path: module_mask}, config)
+            total = total + masked_distance(model, data, {path: module_mask}, config, ci)
     return total / (len(noise) * len(model.module_paths))  # type: ignore[return-value]
 
 
@@ -139,7 +140,7 @@ def ci_masked_recon_loss(
 ) -> Tensor:
     """D(model with every module masked by its CI, target)."""
     masks = {path: ModuleMask(mask=ci.lower[path]) for path in model.module_paths}
-    return masked_distance(model, data, masks, config)
+    return masked_distance(model, data, masks, config, ci)
 
 
 def compute_losses(

@@ -66,6 +66,16 @@ def test_dry_run_writes_the_sweep_and_renders_without_submitting(sweep_root: Pat
     assert not sweep.logs.exists() and not sweep.code.exists()  # nothing submitted
 
 
+@pytest.mark.parametrize(("experiments", "limit"), [("tms_5-2", "20"), ("tms_5-2,gpt2", "1440")])
+def test_default_time_is_twice_the_expected_runtime_at_most_a_day(
+    sweep_root: Path, experiments: str, limit: str
+) -> None:
+    result = run("--experiments", experiments, "--dry-run", "--cpu")
+    assert result.exit_code == 0, result.output
+    script = (only_sweep(sweep_root).scripts / "array_000.sbatch").read_text()
+    assert f'#SBATCH --time="{limit}"' in script
+
+
 def test_evaluation_run_is_the_default(sweep_root: Path) -> None:
     result = run("--experiments", "tms_5-2,tms_5-2-id", "--dry-run", "--time", "1:00:00")
     assert result.exit_code == 0, result.output

@@ -78,6 +78,37 @@ def test_masked_forward_replaces_only_the_masked_module_and_restores():
     assert torch.allclose(model(ids), target_out)  # hooks are inactive again
 
 
+def test_only_the_first_masked_module_reuses_target_inner_acts():
+    model = build({"fc1": 6, "fc2": 5})
+    ids = torch.randint(0, 11, (9,))
+    _, inputs = model.forward_caching_inputs(ids)
+    ci = model.causal_importances(inputs)
+    masks = {path: ModuleMask(mask=torch.rand(9, model.module_to_c[path])) for path in inputs}
+    plain = model(ids, masks=masks)
+    assert torch.allclose(model(ids, masks=masks, target_inner_acts=ci.inner_acts), plain)
+    # fc2 reads fc1's masked output, not its target input: its target inner acts must go unused.
+    wrong_fc2 = {"fc1": ci.inner_acts["fc1"], "fc2": ci.inner_acts["fc2"] + 1.0}
+    assert torch.allclose(model(ids, masks=masks, target_inner_acts=wrong_fc2), plain)
+    # Masked alone, fc2 is the first masked module and does read them.
+    alone = {"fc2": masks["fc2"]}
+    assert not torch.allclose(model(ids, masks=alone, target_inner_acts=wrong_fc2), model(ids, masks=alone))
+
+
+class CalledTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(self.fc(x))
+
+
+def test_a_module_that_runs_twice_per_forward_is_rejected():
+    model = build({"fc": 3}, target=CalledTwice())
+    with pytest.raises(ValueError, match="'fc' runs more than once per forward"):
+        model.forward_caching_inputs(torch.randn(2, 4))
+
+
 def test_delta_component_restores_target_exactly():
     model = build({"fc2": 2}, use_delta=True)
     ids = torch.randint(0, 11, (4,))
