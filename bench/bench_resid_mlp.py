@@ -1,11 +1,12 @@
 """Speed and peak memory of the SPD training step on the residual-MLP experiments.
 
-For resid_mlp1 and resid_mlp3 at their config batch size (2048), in fp32 and with bf16 autocast,
-it times three implementations of the CI functions, which give the same losses:
+For resid_mlp1 and resid_mlp3 (and resid_mlp2 on request) at their config batch size (2048), in
+fp32 and with bf16 autocast, it times four implementations of the step, which give the same losses:
     reference  plain autograd math (PerComponentMLP.reference_forward), as in the research code
     fast       memory-lean custom autograd functions, eager (the default)
-    compiled   the same, fused by torch.compile (`compile: true`, the resid_mlp configs' setting)
-    step       the whole step as one compiled graph (`compile_step: true`, plain math inside)
+    compiled   the same, fused by torch.compile (`compile: true`, resid_mlp2/3's setting)
+    step       the whole step as one compiled graph (`compile_step: true`, plain math inside;
+               resid_mlp1's setting)
 Each measurement runs in its own process, so that peak RSS is its own. The targets are random (not
 trained): speed does not depend on the weights. resid_mlp3 runs with C = 500 in all six modules,
 the research code's setting, unless --config-c is given.
@@ -77,16 +78,8 @@ print(json.dumps({
 }))
 """
 
-STEPS = {  # (warm-up steps, timed steps) per experiment and path
-    ("resid_mlp1", "reference"): (3, 20),
-    ("resid_mlp1", "fast"): (3, 20),
-    ("resid_mlp1", "compiled"): (3, 20),
-    ("resid_mlp3", "reference"): (1, 2),
-    ("resid_mlp3", "fast"): (1, 2),
-    ("resid_mlp3", "compiled"): (1, 2),
-    ("resid_mlp1", "step"): (3, 20),
-    ("resid_mlp3", "step"): (1, 2),
-}
+STEPS = {"resid_mlp3": (1, 2)}
+"""(warm-up steps, timed steps) per experiment; the others take (3, 20)."""
 
 
 def measure(
@@ -98,7 +91,7 @@ def measure(
     count_matmuls: bool,
     env: dict[str, str],
 ) -> dict:
-    warmup, n_steps = STEPS[(experiment, path)]
+    warmup, n_steps = STEPS.get(experiment, (3, 20))
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             experiment,

@@ -50,10 +50,12 @@ def plain_autograd_suits(kernels: ScalarMLPKernels | VectorMLPKernels | None, x:
     """Whether to run the plain autograd math rather than the kernels: for deeper MLPs (no
     kernels), inputs of at most one chunk, and inside a compiled training step
     (`compile_step`), whose compiler fuses that math itself."""
+    # is_compiling first: a row-count test inside a compiled step would become a guard on the
+    # number of rows, and a step whose rows cross it would recompile.
     return (
-        kernels is None
+        torch.compiler.is_compiling()
+        or kernels is None
         or n_rows(x) <= kernels.plain_autograd_max_rows
-        or torch.compiler.is_compiling()
     )
 
 

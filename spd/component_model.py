@@ -48,6 +48,15 @@ class CausalImportances:
     """x @ V of each module's target input, for the modules whose CI function reads it."""
 
 
+def nonzero_row_mask(rows: Tensor) -> Tensor:
+    """(n,) True where a row of `rows` (n, d) has an entry other than zero (NaN counts).
+
+    Two float reductions: several times faster on CPU than `rows.ne(0).any(-1)`, whose boolean
+    reduction is slow, and this runs on every module input of every step.
+    """
+    return (rows.amax(-1) != 0) | (rows.amin(-1) != 0)
+
+
 def module_key(path: str) -> str:
     """ModuleDict keys cannot contain dots."""
     return path.replace(".", "-")
@@ -217,7 +226,7 @@ class ComponentModel(nn.Module):
             if self._reads_token_ids(path):
                 out[path] = None
                 continue
-            index = x.flatten(0, -2).ne(0).any(-1).nonzero().squeeze(-1)
+            index = nonzero_row_mask(x.flatten(0, -2)).nonzero().squeeze(-1)
             out[path] = None if len(index) == math.prod(x.shape[:-1]) else index
         return out
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from spd.component_model import ComponentModel
+from spd.component_model import ComponentModel, nonzero_row_mask
 
 
 @dataclass
@@ -34,7 +34,7 @@ class StepBatch:
 def compact_zero_rows(batch: Tensor) -> tuple[Tensor, Tensor | None]:
     """The rows with a non-zero entry plus one all-zero row standing for the other all-zero
     rows, and how many rows each stands for; (batch, None) when fewer than two rows are zero."""
-    zero = batch.flatten(1).eq(0).all(-1)
+    zero = ~nonzero_row_mask(batch.flatten(1))
     n_zero = int(zero.sum())
     if n_zero <= 1:
         return batch, None

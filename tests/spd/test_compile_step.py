@@ -1,15 +1,27 @@
 """`compile_step: true` trains exactly like eager mode (same draws, same math, one graph)."""
 
+import pytest
 import torch
 
+from spd.config import Config
 from spd.config_loading import load_config
 from spd.run import build_component_model
 from spd.train import Trainer
+from tests.spd.experiments.resid_mlp.conftest import small_resid_mlp_config
 
 
-def trained(compile_step: bool, n_steps: int) -> tuple[list[dict[str, float]], Trainer]:
+def tms_config(compile_step: bool) -> Config:
     # The registry config: its graph is the one the TMS science tests compile (and cache).
-    config = load_config("tms_5-2", ["batch_size=512", f"compile_step={compile_step}"])
+    return load_config("tms_5-2", ["batch_size=512", f"compile_step={compile_step}"])
+
+
+def resid_mlp_config(compile_step: bool) -> Config:
+    # Two layers: the second layer's input depends on the first's masked output; the embedding
+    # is a dense product inside the graph and a sparse lookup in eager mode.
+    return Config.model_validate(small_resid_mlp_config(compile_step=compile_step, compile=False))
+
+
+def trained(config: Config, n_steps: int) -> tuple[list[dict[str, float]], Trainer]:
     model, task, _ = build_component_model(config, torch.device("cpu"))
     trainer = Trainer(config, model, task, torch.device("cpu"))
     logged = []
@@ -18,10 +30,11 @@ def trained(compile_step: bool, n_steps: int) -> tuple[list[dict[str, float]], T
     return logged, trainer
 
 
-def test_compiled_step_matches_eager_steps_losses_and_parameters():
-    eager_log, eager = trained(compile_step=False, n_steps=4)
-    compiled_log, compiled = trained(compile_step=True, n_steps=4)
-    # The sparse TMS batch exercises row compaction and zero-row sharing inside the graph.
+@pytest.mark.parametrize("make_config", [tms_config, resid_mlp_config], ids=["tms", "resid_mlp"])
+def test_compiled_step_matches_eager_steps_losses_and_parameters(make_config):
+    eager_log, eager = trained(make_config(compile_step=False), n_steps=4)
+    compiled_log, compiled = trained(make_config(compile_step=True), n_steps=4)
+    # The sparse batches exercise row compaction and zero-row sharing inside the graph.
     for eager_terms, compiled_terms in zip(eager_log, compiled_log, strict=True):
         assert eager_terms.keys() == compiled_terms.keys()
         for name, value in eager_terms.items():

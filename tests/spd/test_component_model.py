@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from spd.component_model import ComponentModel, ModuleMask
+from spd.component_model import ComponentModel, ModuleMask, nonzero_row_mask
 from spd.components import EmbeddingComponents
 from spd.identity_insertion import insert_identity_operations
 from spd.module_patterns import resolve_module_patterns
@@ -184,3 +184,8 @@ def test_tied_modules_with_different_c_stay_untied(caplog):
                            tied_modules=[("linear1", "linear2")])
     assert model.components_of("linear2").V.shape == (2, 6)
     assert "'linear1' (C=4) and 'linear2' (C=6) have different C" in caplog.text
+
+
+def test_nonzero_row_mask_counts_any_entry_but_zeros():
+    rows = torch.tensor([[0.0, 0.0], [0.0, -0.0], [0.0, 1e-30], [-2.0, 0.0], [float("nan"), 0.0]])
+    assert nonzero_row_mask(rows).tolist() == [False, False, True, True, True]

@@ -60,7 +60,10 @@ class ResidMLP(nn.Module):
         return self.W_E.T
 
     def forward(self, x: Tensor) -> Tensor:
-        resid = x @ self.W_E if x.requires_grad or x.dim() != 2 else embed_sparse(x, self.W_E)
+        # Dense inside a compiled step (compile_step): the lookup's nonzero() would split the
+        # graph, and the compiler computes the product once for all of the step's forwards.
+        dense = x.requires_grad or x.dim() != 2 or torch.compiler.is_compiling()
+        resid = x @ self.W_E if dense else embed_sparse(x, self.W_E)
         for layer in self.layers:
             resid = resid + layer(resid)
         return resid @ self.W_U
