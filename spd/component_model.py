@@ -159,7 +159,11 @@ class ComponentModel(nn.Module):
         inner_acts = self._clean_inner_acts.pop(path, None)
         self._clean_inner_acts = {}
         return self.components_of(path)(
-            args[0], module_mask.mask, self._weight_deltas.get(path), module_mask.delta_mask, inner_acts
+            args[0],
+            module_mask.mask,
+            self._weight_deltas.get(path),
+            module_mask.delta_mask,
+            inner_acts,
         )
 
     # --- forwards

@@ -111,11 +111,13 @@ class Trainer:
             group["lr"] = lr
         batch = self.task.sample_batch(config.batch_size, self.data_generator)
         # p as a tensor: an annealed float would make the compiled step recompile every step.
-        p = torch.tensor(annealed_p(config.losses.importance_minimality, step, config.steps))
+        p = torch.tensor(
+            annealed_p(config.losses.importance_minimality, step, config.steps), device=self.device
+        )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
             data = run_target(self.model, batch, self.task.independent_rows)
             noise = draw_loss_noise(self.model, data, config, self.mask_generator)
-            total, terms, ci_lower = self.compiled_step_losses(data, noise, p.to(self.device))
+            total, terms, ci_lower = self.compiled_step_losses(data, noise, p)
         self.tracker.update(ci_lower)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()

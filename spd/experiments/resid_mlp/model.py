@@ -61,7 +61,7 @@ class ResidMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # Dense inside a compiled step (compile_step): the lookup's nonzero() would split the
-        # graph, and the compiler computes the product once for all of the step's forwards.
+        # graph. The forwards of one step share x, so the compiler can compute the product once.
         dense = x.requires_grad or x.dim() != 2 or torch.compiler.is_compiling()
         resid = x @ self.W_E if dense else embed_sparse(x, self.W_E)
         for layer in self.layers:
