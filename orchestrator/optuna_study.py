@@ -167,6 +167,19 @@ def counted_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     ]
 
 
+def is_surplus(trials: list[FrozenTrial], number: int, n_trials: int) -> bool:
+    """Whether trial `number` has no place among the study's n_trials.
+
+    A trial's place is that of its first attempt: a retry takes the place of the trial it
+    retries (which no longer counts once it failed), so a killed trial's retry is never surplus
+    while a fresh trial asked by two agents at once past n_trials is. The places are counted over
+    all trials, so a failed trial whose retry is numbered above `number` does not count twice."""
+    trial = next(t for t in trials if t.number == number)
+    place = first_attempt(trial)
+    taken = [t for t in counted_trials(trials) if t.number != number and first_attempt(t) < place]
+    return len(taken) >= n_trials
+
+
 def retry_history(trial: FrozenTrial) -> list[int]:
     """The numbers of the trials that `trial` retries, the first attempt first."""
     with warnings.catch_warnings():

@@ -31,6 +31,7 @@ from orchestrator.optuna_study import (
     build_sampler,
     counted_trials,
     first_attempt,
+    is_surplus,
     open_storage,
     open_study,
 )
@@ -158,9 +159,8 @@ class OptunaAgent(submitit.helpers.Checkpointable):
         return run_trial
 
     def is_surplus(self, study: optuna.Study, trial: optuna.Trial) -> bool:
-        """Asked while another agent took the last place: only trials numbered below it count."""
-        earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
-        return len(counted_trials(earlier)) >= self.n_trials
+        """Asked while another agent took the last place (see optuna_study.is_surplus)."""
+        return is_surplus(study.get_trials(deepcopy=False), trial.number, self.n_trials)
 
     def pruning_hook(self, trial: optuna.Trial, steps: int) -> Any:
         if self.search.pruner.name == "none":
