@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from spd.config import Config
 from spd.registry import EXPERIMENTS
+from spd.yaml_loading import parse_yaml_document
 
 
 class ConfigError(ValueError):
@@ -25,10 +26,28 @@ def load_raw_config(source: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{source!s} is neither a config file nor an experiment ({', '.join(EXPERIMENTS)})"
         )
-    data = yaml.safe_load(path.read_text())
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory: give a config YAML file or an experiment name")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror})") from None
+    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold a YAML mapping")
+        raise ConfigError(f"{path} does not hold a YAML mapping (key: value lines)")
     return data
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return parse_yaml_document(text, where)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "not YAML"
+        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
 
 
 def set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> dict[str, Any]:
@@ -48,9 +67,10 @@ def set_dotted(data: dict[str, Any], dotted_key: str, value: Any) -> dict[str, A
 def parse_override(text: str) -> tuple[str, Any]:
     """'losses.importance_minimality.coeff=1e-3' -> (key, 0.001); the value is parsed as YAML."""
     key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} is not of the form key=value")
-    return key.strip(), yaml.safe_load(value)
+    key = key.strip()
+    if not sep or not key or "" in key.split("."):
+        raise ConfigError(f"override {text!r} is not of the form key=value (key: a.b.c)")
+    return key, parse_yaml(value, f"override {text!r}")
 
 
 def set_pattern_c(data: dict[str, Any], field: str, pattern: str, c: Any) -> dict[str, Any]:

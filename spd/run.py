@@ -18,6 +18,9 @@ import yaml
 from spd.atomic_io import atomic_torch_save, atomic_write_json, atomic_write_text
 from spd.component_model import ComponentModel
 from spd.config import Config
+from spd.config_fingerprint import RunFingerprint, differences, fingerprint_of
+from spd.config_loading import ConfigError
+from spd.dir_lock import DirLock
 from spd.evaluate import Evaluation, load_callable
 from spd.experiment_tasks import build_task
 from spd.figures import (
@@ -30,7 +33,9 @@ from spd.identity_insertion import insert_identity_operations
 from spd.metric_log import MetricLog
 from spd.module_patterns import format_resolution_table, resolve_module_patterns
 from spd.run_dir import RunDir
+from spd.tensor_files import UnreadableTensorFile, load_tensor_file
 from spd.train import Trainer
+from spd.validate import raise_problems, validate
 
 logger = logging.getLogger(__name__)
 
@@ -156,22 +161,79 @@ def run_decomposition(
     progress: bool = True,
     on_eval: EvalHook | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume, or return the finished result of) one decomposition in `out_dir`."""
+    """Run (or resume, or return the finished result of) one decomposition in `out_dir`.
+
+    Everything that can be checked before training is checked before anything is written:
+    the config (spd.validate), and that `out_dir` holds nothing but a run of this same config
+    (spd.config_fingerprint) with a readable checkpoint. Raises ConfigError otherwise, and
+    DirBusyError while another live process runs in `out_dir` (spd.dir_lock).
+    `resume=False` starts over: a previous run's files in `out_dir` are removed first."""
+    raise_problems(validate(config))
     run_dir = RunDir(Path(out_dir))
-    if resume and run_dir.is_complete():
-        logger.info("Run %s already completed; not running it again", run_dir.path)
-        return json.loads(run_dir.summary.read_text())
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    handler = attach_run_log(run_dir)
+    fingerprint = fingerprint_of(config)
+    checkpoint = None
+    if resume:
+        check_same_config(run_dir, fingerprint)
+        if run_dir.is_complete():
+            return completed_summary(run_dir)
+        checkpoint = read_checkpoint(run_dir)
+    with DirLock(run_dir.path, "run directory"):
+        # Another process may have finished the run between the checks above and the lock.
+        if resume and run_dir.is_complete():
+            return completed_summary(run_dir)
+        if not resume:
+            run_dir.clear()
+        atomic_write_text(run_dir.fingerprint, fingerprint.model_dump_json(indent=2) + "\n")
+        handler = attach_run_log(run_dir)
+        try:
+            return _run(config, run_dir, checkpoint, progress, on_eval)
+        finally:
+            logging.getLogger("spd").removeHandler(handler)
+            handler.close()
+
+
+def completed_summary(run_dir: RunDir) -> dict[str, Any]:
+    logger.info("Run %s already completed; not running it again", run_dir.path)
+    return json.loads(run_dir.summary.read_text())
+
+
+def check_same_config(run_dir: RunDir, fingerprint: RunFingerprint) -> None:
+    """Raise unless `run_dir` is new, or holds a run of a config with this fingerprint."""
+    if not run_dir.holds_a_run():
+        return
+    start_over = "start over there with --no-resume, or choose another --out"
+    if not run_dir.fingerprint.exists():
+        raise ConfigError(
+            f"{run_dir.path} holds a run without a fingerprint.json (an older spd, or files "
+            f"copied in), so it cannot tell which config it belongs to: {start_over}"
+        )
     try:
-        return _run(config, run_dir, resume, progress, on_eval)
-    finally:
-        logging.getLogger("spd").removeHandler(handler)
-        handler.close()
+        recorded = RunFingerprint.model_validate_json(run_dir.fingerprint.read_text())
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"{run_dir.fingerprint} cannot be read ({type(e).__name__}): {start_over}") from None
+    changed = differences(recorded, fingerprint)
+    if changed:
+        raise ConfigError(
+            f"{run_dir.path} holds a run of another config ({'; '.join(changed)}): {start_over}"
+        )
+
+
+def read_checkpoint(run_dir: RunDir) -> dict[str, Any] | None:
+    """The checkpoint's training state, or None when there is none (spd.tensor_files)."""
+    if not run_dir.checkpoint.exists():
+        return None
+    try:
+        return load_tensor_file(run_dir.checkpoint)
+    except UnreadableTensorFile as e:
+        raise ConfigError(f"checkpoint {e}: start over with --no-resume") from None
 
 
 def _run(
-    config: Config, run_dir: RunDir, resume: bool, progress: bool, user_on_eval: EvalHook | None
+    config: Config,
+    run_dir: RunDir,
+    checkpoint: dict[str, Any] | None,
+    progress: bool,
+    user_on_eval: EvalHook | None,
 ) -> dict[str, Any]:
     device = resolve_device(config.device)
     atomic_write_text(run_dir.config, config_to_yaml(config))
@@ -181,8 +243,14 @@ def _run(
         run_dir.modules, {path: {"pattern": p, "C": c} for path, (p, c) in resolved.items()}
     )
     trainer = Trainer(config, model, task, device)
-    if resume and run_dir.checkpoint.exists():
-        trainer.load_state_dict(torch.load(run_dir.checkpoint, map_location=device, weights_only=False))
+    if checkpoint is not None:
+        try:
+            trainer.load_state_dict(checkpoint)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise ConfigError(
+                f"checkpoint {run_dir.checkpoint} does not fit this config's model "
+                f"({' '.join(str(e).split())[:200]}): start over with --no-resume"
+            ) from None
         logger.info("Resuming %s from step %d", run_dir.path, trainer.next_step)
     elif run_dir.metrics.exists():
         run_dir.metrics.unlink()

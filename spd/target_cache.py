@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from spd.strict_model import StrictModel
+from spd.tensor_files import load_tensor_file
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def target_state(
 ) -> dict[str, Tensor]:
     """A target's state dict: from `pretrained_model_path` when given, else cached or trained."""
     if pretrained_model_path is not None:
-        return torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
+        return load_tensor_file(pretrained_model_path)
     return load_or_train_target(kind, config, train)
 
 
@@ -56,7 +57,7 @@ def load_or_train_target(
     target_dir = cached_target_dir(kind, config)
     if (target_dir / MODEL_FILE).exists():
         logger.info("Using cached %s target %s", kind, target_dir)
-        return torch.load(target_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+        return load_tensor_file(target_dir / MODEL_FILE)
     logger.info("Training %s target (not cached yet at %s)", kind, target_dir)
     state = train()
     target_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 uninterrupted one (same seed, same data, same masks, same results)."""
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from spd.atomic_io import atomic_torch_save
 from spd.component_model import ComponentModel
 from spd.config import Config
+from spd.divergence import DivergenceGuard
 from spd.evaluate import Evaluation, evaluate
 from spd.losses import (
     LossNoise,
@@ -49,6 +51,7 @@ class Trainer:
             config.batch_size * task.positions_per_input,
             device,
         )
+        self.guard = DivergenceGuard(device, grad_clipped=config.grad_clip_norm is not None)
         self.next_step = 0
         self.compiled_step_losses = (
             # dynamic: the number of rows changes from step to step (only non-trivial rows run)
@@ -75,7 +78,17 @@ class Trainer:
         self.tracker.load_state_dict(state["tracker"])
 
     def save_checkpoint(self, run_dir: RunDir) -> None:
+        # The checkpoint on disk must stay the last finite one: a resume starts from it.
+        self.check_finite()
         atomic_torch_save(run_dir.checkpoint, self.state_dict())
+
+    def check_finite(self) -> None:
+        """Raise TrainingDiverged if a loss so far, or a trainable parameter, is non-finite."""
+        named_parameters = [
+            *self.model.components.named_parameters(prefix="components"),
+            *self.model.ci_fns.named_parameters(prefix="ci_fns"),
+        ]
+        self.guard.check_state(self.next_step - 1, named_parameters)
 
     # --- training
     def faithfulness_warmup(self) -> None:
@@ -92,7 +105,14 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        logger.info("Faithfulness warm-up: %d steps, final loss %.3g", warmup.steps, loss.item())
+        final_loss = loss.item()
+        if not math.isfinite(final_loss):
+            self.guard.fail(
+                0,
+                f"the faithfulness warm-up diverged: final loss {final_loss}",
+                "lower faithfulness_warmup.lr",
+            )
+        logger.info("Faithfulness warm-up: %d steps, final loss %.3g", warmup.steps, final_loss)
 
     def step_losses(
         self, data: StepBatch, noise: LossNoise, p: torch.Tensor
@@ -125,6 +145,7 @@ class Trainer:
             terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip_norm)
         self.optimizer.step()
         terms["lr"] = torch.tensor(lr)
+        self.guard.observe(step, terms)
         return terms
 
     def run(
@@ -134,7 +155,11 @@ class Trainer:
         on_eval: Callable[[int, Evaluation], None],
         progress: bool,
     ) -> Evaluation:
-        """Train from `next_step` to `steps`; evaluate every eval_freq and at the end."""
+        """Train from `next_step` to `steps`; evaluate every eval_freq and at the end.
+
+        Raises TrainingDiverged (spd.divergence) once a loss is non-finite, or before a
+        checkpoint or an evaluation would see non-finite parameters.
+        """
         config = self.config
         if self.next_step == 0:
             self.faithfulness_warmup()
@@ -152,6 +177,7 @@ class Trainer:
                 self.log_eval(step, metric_log, on_eval)
             terms = self.train_step(step)
             if step % config.log_freq == 0:
+                self.guard.check()  # logging syncs the device anyway
                 logged = {name: float(value) for name, value in terms.items()}
                 metric_log.log(step, logged)
                 bar.set_postfix(loss=f"{logged['loss/total']:.3g}")
@@ -164,6 +190,7 @@ class Trainer:
     def log_eval(
         self, step: int, metric_log: MetricLog, on_eval: Callable[[int, Evaluation], None]
     ) -> Evaluation:
+        self.check_finite()  # evaluating non-finite weights fails, or logs nonsense
         evaluation = evaluate(self.model, self.task, self.config, self.tracker, step, self.device)
         metric_log.log(step, {f"eval/{k}": v for k, v in evaluation.metrics.items()})
         on_eval(step, evaluation)

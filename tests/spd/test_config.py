@@ -92,3 +92,22 @@ def test_set_pattern_c_changes_one_pattern_and_names_the_others_on_error():
 def test_json_schema_lists_fields():
     schema = Config.model_json_schema()
     assert "target_module_patterns" in schema["properties"]
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("lr=.inf", "lr"),
+        ("lr=-.inf", "lr"),
+        ("losses.stochastic_recon.coeff=.nan", "losses.stochastic_recon.coeff"),
+        ("faithfulness_warmup.lr=.nan", "faithfulness_warmup.lr"),
+    ],
+)
+def test_non_finite_floats_are_rejected_naming_the_field(override, field):
+    with pytest.raises(ConfigError, match=rf"\n  {field}: Input should be a finite number"):
+        load_config("tms_5-2", [override])
+
+
+def test_validate_config_rejects_an_infinite_lr():
+    with pytest.raises(ConfigError, match="lr: Input should be a finite number"):
+        validate_config(tms_config_dict(lr=float("inf")))

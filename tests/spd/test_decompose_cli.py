@@ -38,3 +38,16 @@ def test_unknown_experiment_is_a_clear_error():
     result = CliRunner().invoke(main, ["tms_5-3"])
     assert result.exit_code != 0
     assert "neither a config file nor an experiment" in result.output
+
+
+def test_diverged_run_is_a_one_line_error_and_leaves_no_summary(tmp_path):
+    out = tmp_path / "run"
+    args = ["tms_5-2", "--out", str(out), "--quiet", "--set", "device=cpu"]
+    for override in ("lr=1e6", "steps=400", "save_freq=100", "eval_freq=100", "compile_step=false"):
+        args += ["--set", override]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Error: training diverged at step" in result.output
+    assert not (out / "summary.json").exists()
+    assert "training diverged at step" in (out / "run.log").read_text()

@@ -1,10 +1,13 @@
 import json
+import re
 
 import pytest
 import torch
 import yaml
 
 from spd.config import Config
+from spd.config_fingerprint import RunFingerprint, fingerprint_of
+from spd.config_loading import ConfigError
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.train import Trainer
@@ -60,7 +63,7 @@ def test_resumed_run_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "train_step", killed_at_13)
     with pytest.raises(KeyboardInterrupt):
         run_decomposition(config, tmp_path / "resumed", progress=False)
-    assert torch.load(RunDir(tmp_path / "resumed").checkpoint, weights_only=False)["next_step"] == 10
+    assert torch.load(RunDir(tmp_path / "resumed").checkpoint, weights_only=True)["next_step"] == 10
     monkeypatch.setattr(Trainer, "train_step", real_step)
     run_decomposition(config, tmp_path / "resumed", progress=False)
 
@@ -97,3 +100,59 @@ def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
     assert len(offline_runs) == 1
     history = list(offline_runs[0].glob("*.wandb"))
     assert history and history[0].stat().st_size > 0
+
+
+def test_rerun_with_another_config_is_refused_and_leaves_the_run_as_it_was(tmp_path):
+    run_decomposition(Config.model_validate(tms_config_dict(steps=5)), tmp_path, progress=False)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    changed = Config.model_validate(tms_config_dict(steps=6, seed=5))
+    with pytest.raises(ConfigError, match=r"holds a run of another config \(seed: 0 -> 5; steps: 5 -> 6\)"):
+        run_decomposition(changed, tmp_path, progress=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_incomplete_run_of_another_config_is_not_resumed(tmp_path, monkeypatch):
+    config = Config.model_validate(tms_config_dict(steps=20, save_freq=5))
+    real_step = Trainer.train_step
+
+    def killed_at_7(self, step):
+        if step == 7:
+            raise KeyboardInterrupt("killed")
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_7)
+    with pytest.raises(KeyboardInterrupt):
+        run_decomposition(config, tmp_path, progress=False)
+    monkeypatch.undo()
+    checkpoint = RunDir(tmp_path).checkpoint.read_bytes()
+    other_c = Config.model_validate(
+        tms_config_dict(steps=20, save_freq=5, target_module_patterns=[["linear1", 9], ["linear2", 9]])
+    )
+    expected = 'target_module_patterns: [["linear1", 8], ["linear2", 8]] -> [["linear1", 9], ["linear2", 9]]'
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        run_decomposition(other_c, tmp_path, progress=False)
+    assert RunDir(tmp_path).checkpoint.read_bytes() == checkpoint
+
+
+def test_a_change_of_result_neutral_fields_only_returns_the_finished_run(tmp_path, monkeypatch):
+    first = run_decomposition(Config.model_validate(tms_config_dict(steps=5)), tmp_path, progress=False)
+    monkeypatch.setattr(Trainer, "train_step", lambda *a: pytest.fail("trained again"))
+    relogged = Config.model_validate(tms_config_dict(steps=5, log_freq=1, save_freq=2, wandb_tags=["x"]))
+    assert run_decomposition(relogged, tmp_path, progress=False) == first
+
+
+def test_no_resume_removes_the_previous_run_of_another_config(tmp_path):
+    run_decomposition(Config.model_validate(tms_config_dict(steps=5)), tmp_path, progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    other = Config.model_validate(tms_config_dict(steps=4, seed=3))
+    summary = run_decomposition(other, tmp_path, resume=False, progress=False)
+    assert summary["steps"] == 4
+    assert fingerprint_of(other) == RunFingerprint.model_validate_json(RunDir(tmp_path).fingerprint.read_text())
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_invalid_config_writes_no_run_directory(tmp_path):
+    config = Config.model_validate(tms_config_dict(target_module_patterns=[["linear3", 4]]))
+    with pytest.raises(ConfigError, match="match no module"):
+        run_decomposition(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

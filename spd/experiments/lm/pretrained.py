@@ -15,8 +15,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
-class ModelUnavailableOfflineError(RuntimeError):
-    """A hub model requested offline that is not cached locally."""
+class ModelUnavailableError(ValueError):
+    """A model or tokenizer that is neither a local directory nor to be had from the hub here."""
 
 
 def is_cached_on_hub_cache(name: str, revision: str | None, filename: str) -> bool:
@@ -26,18 +26,31 @@ def is_cached_on_hub_cache(name: str, revision: str | None, filename: str) -> bo
         return False
 
 
+def looks_like_a_path(name: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else (or anything that exists) is a path."""
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
 def require_local_or_cached(name: str, revision: str | None, what: str, filename: str) -> None:
-    """Raise when offline and `name` is neither a local directory nor in the hub cache."""
-    if Path(name).is_dir() or not hub_constants.HF_HUB_OFFLINE:
+    """Raise when `name` is a path that is not a directory, or when offline and `name` is
+    neither a local directory nor in the hub cache."""
+    if Path(name).expanduser().is_dir():
+        return
+    if looks_like_a_path(name):
+        raise ModelUnavailableError(
+            f"{what} {name!r} is not a directory: give a directory saved with save_pretrained "
+            "(or a hub name)"
+        )
+    if not hub_constants.HF_HUB_OFFLINE:
         return
     if is_cached_on_hub_cache(name, revision, filename):
         return
-    raise ModelUnavailableOfflineError(
+    raise ModelUnavailableError(
         f"{what} {name!r} is not a local directory and not in the Hugging Face cache, and "
-        "HF_HUB_OFFLINE=1 forbids downloading it. On a machine with internet, save it with\n"
-        f"    AutoModelForCausalLM.from_pretrained({name!r}).save_pretrained(DIR)\n"
-        f"    AutoTokenizer.from_pretrained({name!r}).save_pretrained(DIR)\n"
-        "copy DIR here and set task_config.model (and task_config.tokenizer) to DIR."
+        "HF_HUB_OFFLINE=1 forbids downloading it: on a machine with internet, save it with "
+        f"AutoModelForCausalLM.from_pretrained({name!r}).save_pretrained(DIR) (and its tokenizer "
+        "with AutoTokenizer likewise), copy DIR here and set task_config.model (and "
+        "task_config.tokenizer) to DIR"
     )
 
 
@@ -45,6 +58,25 @@ def load_causal_lm(name: str, revision: str | None, dtype: str, device: torch.de
     require_local_or_cached(name, revision, "model", "config.json")
     model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=getattr(torch, dtype))
     return prepare_target(model, device)
+
+
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+
+
+def require_tokenizer(model: str, tokenizer: str | None, revision: str | None) -> None:
+    """Raise when the text needs a tokenizer that cannot be found: a model directory without
+    tokenizer files and no `task_config.tokenizer`, or a tokenizer that is not here."""
+    if tokenizer is not None:
+        require_local_or_cached(tokenizer, None, "tokenizer", "tokenizer_config.json")
+        return
+    directory = Path(model).expanduser()
+    if directory.is_dir() and not any((directory / f).exists() for f in TOKENIZER_FILES):
+        raise ModelUnavailableError(
+            f"model directory {model!r} has no tokenizer (no {' or '.join(TOKENIZER_FILES)}): "
+            "set task_config.tokenizer=DIR to a directory saved with "
+            "AutoTokenizer.save_pretrained, or a hub name"
+        )
+    require_local_or_cached(model, revision, "tokenizer", "tokenizer_config.json")
 
 
 def load_tokenizer(name: str, revision: str | None) -> Any:

@@ -16,6 +16,7 @@ from spd.experiments.lm.tiny_model import (
     train_word_tokenizer,
 )
 from spd.target_cache import load_or_train_target
+from spd.tensor_files import load_tensor_file
 
 
 def load_tiny_target(
@@ -26,7 +27,7 @@ def load_tiny_target(
     corpus_files = write_tiny_corpus(config.corpus)
     tokenizer = train_word_tokenizer(corpus_files["train"])
     if pretrained_model_path is not None:
-        state = torch.load(pretrained_model_path, map_location="cpu", weights_only=True)
+        state = load_tensor_file(pretrained_model_path)
     else:
         state = load_or_train_target(
             "lm", config, lambda: train_tiny_lm(config, tokenizer, corpus_files, device)

@@ -27,6 +27,12 @@ def load_resid_mlp_target(
     return model.to(device).requires_grad_(False).eval()
 
 
+def resid_mlp_skeleton(task_config: ResidMLPTaskConfig) -> ResidMLP:
+    """The target's module tree without weights (meta device)."""
+    with torch.device("meta"):
+        return ResidMLP(task_config.target)
+
+
 def build_resid_mlp_task(
     task_config: ResidMLPTaskConfig, pretrained_model_path: Path | None, device: torch.device
 ) -> Task:

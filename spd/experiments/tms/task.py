@@ -24,6 +24,12 @@ def load_tms_target(
     return model.to(device).requires_grad_(False).eval()
 
 
+def tms_skeleton(task_config: TMSTaskConfig) -> TMSModel:
+    """The target's module tree without weights (meta device), as decomposition sees it."""
+    with torch.device("meta"):
+        return TMSModel(task_config.target, tied=False)
+
+
 def build_tms_task(
     task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
 ) -> Task:

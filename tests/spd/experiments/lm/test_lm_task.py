@@ -13,7 +13,7 @@ from spd.experiments.lm import target as lm_target
 from spd.experiments.lm import tiny_model
 from spd.experiments.lm.data import DatasetUnavailableError, load_split
 from spd.experiments.lm.metrics import lm_eval_metrics, next_token_ce
-from spd.experiments.lm.pretrained import ModelUnavailableOfflineError
+from spd.experiments.lm.pretrained import ModelUnavailableError
 from spd.experiments.lm.task import build_lm_task
 from spd.experiments.lm.task_config import (
     LMDatasetConfig,
@@ -64,7 +64,7 @@ def test_bfloat16_targets_require_autocast(lm_config):
 def test_offline_hub_model_fails_fast_with_instructions(monkeypatch):
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     task_config = LMTaskConfig(model="spd-tests/no-such-model", dataset=LOCAL_TEXT, max_seq_len=8)
-    with pytest.raises(ModelUnavailableOfflineError, match=r"save_pretrained\(DIR\)"):
+    with pytest.raises(ModelUnavailableError, match=r"save_pretrained\(DIR\)"):
         build_lm_task(task_config, None, CPU)
 
 
