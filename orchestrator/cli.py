@@ -5,6 +5,7 @@ The main command expands, validates and submits; subcommands work on existing sw
 `main` that pick another launcher, and as `@main.command()`s.
 """
 
+import contextlib
 import math
 import os
 import signal
@@ -17,7 +18,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from orchestrator.expand import expand_jobs
-from orchestrator.launch import SweepDefinition, launch, open_sweep, write_sweep
+from orchestrator.launch import SweepDefinition, launch, open_sweep, sweep_dir_of, write_sweep
 from orchestrator.local_backend import LocalBackend
 from orchestrator.optuna_cli import resume_search, run_search, status_lines
 from orchestrator.render import (
@@ -32,7 +33,7 @@ from orchestrator.slurm_backend import SlurmBackend
 from orchestrator.slurm_resources import SlurmResources
 from orchestrator.submit import Backend, SubmissionError
 from orchestrator.sweep_dir import JobState, LaunchSettings, Manifest, SweepDir
-from orchestrator.sweep_file import SweepFileError, load_sweep_file
+from orchestrator.sweep_file import SweepFile, SweepFileError, load_sweep_file
 from orchestrator.track import progress_text, refresh, state_counts, status_table
 from orchestrator.validate import (
     SweepValidationError,
@@ -41,6 +42,7 @@ from orchestrator.validate import (
     validate_jobs,
 )
 from spd.config_loading import ConfigError
+from spd.dir_lock import DirBusyError
 from spd.registry import EXPERIMENTS
 
 REPO_SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
@@ -53,6 +55,7 @@ MAX_LISTED_RESULTS = 20
 
 USER_ERRORS = (
     ConfigError,
+    DirBusyError,
     SweepFileError,
     SweepValidationError,
     TemplateError,
@@ -122,15 +125,38 @@ def resources_from(options: dict[str, Any], base: SlurmResources | None = None) 
         raise click.UsageError(problems) from None
 
 
-def parse_experiments(text: str | None, sweep_sections: list[str]) -> list[str]:
+def parse_experiments(
+    text: str | None, sweep_file: SweepFile | None, sweep_path: Path | None
+) -> list[str]:
+    """The experiments of `--experiments` (default: the sweep file's sections, else all), each
+    of which the sweep file, when there is one, must set something for."""
     if text is None:
-        return sweep_sections or list(EXPERIMENTS)
+        names = list(sweep_file.experiments) if sweep_file is not None else []
+        return check_covered(names or list(EXPERIMENTS), sweep_file, sweep_path)
     names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     unknown = [name for name in names if name not in EXPERIMENTS]
     if unknown or not names:
         given_names = ", ".join(unknown) or "(none given)"
         raise click.UsageError(
             f"unknown experiment(s) {given_names}; known: {', '.join(EXPERIMENTS)}"
+        )
+    return check_covered(names, sweep_file, sweep_path)
+
+
+def check_covered(
+    names: list[str], sweep_file: SweepFile | None, sweep_path: Path | None
+) -> list[str]:
+    """`names`, unless the sweep file sets nothing for some of them: such an experiment would
+    run its registry config unchanged, as if it were not part of the sweep."""
+    if sweep_file is None:
+        return names
+    uncovered = sweep_file.uncovered(names)
+    if uncovered:
+        sections = ", ".join(sweep_file.sections()) or "none"
+        raise click.UsageError(
+            f"sweep file {sweep_path} has no section for {', '.join(uncovered)} and no `global:` "
+            f"section (its sections: {sections}): add a section for each, or `global:`, or leave "
+            "them out of --experiments"
         )
     return names
 
@@ -151,6 +177,34 @@ def build_backend(settings: LaunchSettings, n_jobs: int) -> Backend:
 
 def given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
+SLURM_ONLY_OPTIONS = (*RESOURCE_OPTIONS, "sbatch_flags", "template")
+SEARCH_ONLY_OPTIONS = ("n_trials", "storage")
+
+
+def check_option_combinations(ctx: click.Context, options: dict[str, Any]) -> None:
+    """Options that would be ignored in this combination are errors, not silently dropped."""
+
+    def flags(names: tuple[str, ...]) -> str:
+        return ", ".join(f"--{name.removesuffix('_flags')}" for name in names if given(ctx, name))
+
+    if options["optuna"] is not None and options["sweep_file"] is not None:
+        raise click.UsageError(
+            "--sweep (a grid) and --optuna (a search) are two kinds of sweep: give one"
+        )
+    if options["optuna"] is not None and options["retry_failed"]:
+        raise click.UsageError(
+            "--retry-failed applies to grid sweeps; a search retries a killed agent's trial by itself"
+        )
+    if options["optuna"] is None and options["resume_ref"] is None and flags(SEARCH_ONLY_OPTIONS):
+        raise click.UsageError(f"{flags(SEARCH_ONLY_OPTIONS)}: only for searches (--optuna FILE)")
+    # On --resume they update the stored launch settings, for a later SLURM launch.
+    if options["local"] and options["resume_ref"] is None and flags(SLURM_ONLY_OPTIONS):
+        raise click.UsageError(
+            f"{flags(SLURM_ONLY_OPTIONS)}: SLURM options; --local runs the jobs here and would "
+            "ignore them"
+        )
 
 
 @click.group(
@@ -195,7 +249,7 @@ def given(ctx: click.Context, name: str) -> bool:
 @click.option(
     "--time",
     help="SLURM time limit (default: twice the expected runtime, at most a day; a job that hits "
-    "it is requeued and resumes from its checkpoint).",
+    "it is requeued and resumes from its checkpoint). No limit: unlimited (0 is refused).",
 )
 @click.option("--gpus", type=click.IntRange(min=0), help="GPUs per job (default 1; 0 with --cpu).")
 @click.option(
@@ -284,42 +338,48 @@ def main(ctx: click.Context, **options: Any) -> None:
     (job arrays) or locally, tracked in a sweep directory."""
     if ctx.invoked_subcommand is not None:
         return
+    check_option_combinations(ctx, options)
     # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
-        if options["resume_ref"] is not None:
-            sweep, settings = resume_sweep(ctx, options)
-            if sweep.read_meta().kind == "optuna":
-                resume_search(sweep, settings, options, build_backend)
+    # `held` keeps the sweep directory's lock (SweepDir.lock) until the command ends.
+    with contextlib.ExitStack() as held:
+        try:
+            if options["resume_ref"] is not None:
+                sweep, settings = resume_sweep(ctx, options, held)
+                if sweep.read_meta().kind == "optuna":
+                    resume_search(sweep, settings, options, build_backend)
+                    return
+                manifest = sweep.read_manifest()
+            elif options["optuna"] is not None:
+                run_search(
+                    options,
+                    lambda names, label: launch_settings(options, names, label),
+                    build_backend,
+                    held,
+                )
                 return
-            manifest = sweep.read_manifest()
-        elif options["optuna"] is not None:
-            run_search(
-                options, lambda names, label: launch_settings(options, names, label), build_backend
+            else:
+                sweep, manifest, settings = new_sweep(options, held)
+            backend = build_backend(settings, len(manifest.jobs))
+            manifest = launch(
+                sweep,
+                manifest,
+                backend,
+                settings,
+                dry_run=options["dry_run"],
+                retry_failed=options["retry_failed"],
+                wait=options["wait"],
+                poll_interval_s=options["poll_interval_s"],
+                echo=click.echo,
             )
+        except USER_ERRORS as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:  # launch() said what happened to the jobs
+            sys.exit(130)
+        click.echo(f"Sweep directory: {sweep.path}")
+        if options["dry_run"]:
             return
-        else:
-            sweep, manifest, settings = new_sweep(options)
-        backend = build_backend(settings, len(manifest.jobs))
-        manifest = launch(
-            sweep,
-            manifest,
-            backend,
-            settings,
-            dry_run=options["dry_run"],
-            retry_failed=options["retry_failed"],
-            wait=options["wait"],
-            poll_interval_s=options["poll_interval_s"],
-            echo=click.echo,
-        )
-    except USER_ERRORS as e:
-        raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:  # launch() said what happened to the jobs
-        sys.exit(130)
-    click.echo(f"Sweep directory: {sweep.path}")
-    if options["dry_run"]:
-        return
-    print_results(sweep, manifest)
+        print_results(sweep, manifest)
     if options["create_report"]:
         create_report(sweep, options["report_title"], use_wandb=True, echo=click.echo)
     if not options["wait"]:
@@ -334,14 +394,14 @@ def stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettings]:
+def new_sweep(
+    options: dict[str, Any], held: contextlib.ExitStack
+) -> tuple[SweepDir, Manifest, LaunchSettings]:
     sweep_path = None if options["sweep_file"] is None else Path(options["sweep_file"])
     if sweep_path == DEFAULT_SWEEP and not sweep_path.exists():
         sweep_path = REPO_SWEEPS_DIR / DEFAULT_SWEEP.name
     sweep_file = load_sweep_file(sweep_path) if sweep_path is not None else None
-    experiments = parse_experiments(
-        options["experiments"], list(sweep_file.experiments) if sweep_file else []
-    )
+    experiments = parse_experiments(options["experiments"], sweep_file, sweep_path)
     suffix = options["job_suffix"]
     settings = launch_settings(
         options, experiments, "eval" if sweep_path is None else sweep_path.stem
@@ -350,7 +410,10 @@ def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettin
     if options["project"]:
         overrides["wandb_project"] = options["project"]
 
-    jobs = validate_jobs(expand_jobs(experiments, sweep_file, overrides, suffix))
+    jobs = validate_jobs(
+        expand_jobs(experiments, sweep_file, overrides, suffix),
+        check_device_here=settings.backend == "local",
+    )
     click.echo(job_count_summary(jobs))
     check_job_count(len(jobs), options["yes"] or options["dry_run"])
 
@@ -363,6 +426,7 @@ def new_sweep(options: dict[str, Any]) -> tuple[SweepDir, Manifest, LaunchSettin
         job_suffix=suffix,
         project=options["project"],
     )
+    held.enter_context(sweep_dir_of(definition).lock())
     sweep, manifest = write_sweep(definition)
     return sweep, manifest, settings
 
@@ -392,18 +456,26 @@ def launch_settings(options: dict[str, Any], experiments: list[str], label: str)
     return settings
 
 
-def resume_sweep(ctx: click.Context, options: dict[str, Any]) -> tuple[SweepDir, LaunchSettings]:
+def resume_sweep(
+    ctx: click.Context, options: dict[str, Any], held: contextlib.ExitStack
+) -> tuple[SweepDir, LaunchSettings]:
     """The sweep (or search) as it was defined, and its launch settings: the stored ones, with
-    those given now replacing them."""
+    those given now replacing them. Its lock is entered into `held`."""
     fixed = [name for name in JOB_DEFINING_OPTIONS if given(ctx, name)]
     if fixed:
         flags = ", ".join("--" + name for name in fixed)
         raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
     sweep = open_sweep(options["resume_ref"])
+    held.enter_context(sweep.lock())
     meta = sweep.read_meta()
     if given(ctx, "n_trials") and meta.kind != "optuna":
         raise click.UsageError(
             f"--n_trials applies to searches (--optuna); {sweep.sweep_id} is not one"
+        )
+    if options["retry_failed"] and meta.kind == "optuna":
+        raise click.UsageError(
+            f"--retry-failed applies to grid sweeps; search {sweep.sweep_id} retries a killed "
+            "agent's trial by itself"
         )
     stored = meta.launch
     if stored is None:

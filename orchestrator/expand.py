@@ -2,17 +2,22 @@
 
 The grid is the cartesian product of the swept parameters in file order (the last one varies
 fastest). Each job's config is its experiment's registry config with the fixed and swept values
-set; nothing is validated here (see orchestrator.validate), but a value that cannot be set (an
-unknown pattern, a key under a non-mapping) is recorded as the job's error.
+set; configs are validated later (see orchestrator.validate), but a value that cannot be set (an
+unknown pattern, a key under a non-mapping) is recorded as the job's error, and so is a config
+that rejects a fixed list where it takes one value, with how to sweep it instead.
 """
 
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.params import ConfigKey, Param, ParamKey, apply_params, format_value
-from orchestrator.sweep_file import SweepFile
-from spd.config_loading import ConfigError, load_raw_config
+from orchestrator.sweep_file import SweepFile, sweep_hint
+from spd.config import Config
+from spd.config_loading import ConfigError, format_validation_error, load_raw_config
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,38 @@ def expand_jobs(
             try:
                 raw = apply_params(base, ordered)
                 raw = apply_params(raw, [(ConfigKey(k), v) for k, v in cli_overrides.items()])
+                check_fixed_lists(raw, params)
             except ConfigError as e:
                 jobs.append(JobSpec(experiment, named, name, None, str(e)))
                 continue
             jobs.append(JobSpec(experiment, named, name, raw))
     return jobs
+
+
+def check_fixed_lists(raw: dict[str, Any], params: list[Param]) -> None:
+    """ConfigError with how to sweep, when the config rejects a fixed list as a whole: the
+    research code swept `seed: [0, 1]`, here a plain list is one value (right for list fields
+    such as `target_module_patterns`, so only the config's own rejection tells them apart)."""
+    lists = [
+        p
+        for p in params
+        if not p.swept and isinstance(p.key, ConfigKey) and isinstance(p.values[0], list)
+    ]
+    if not lists:
+        return
+    try:
+        with warnings.catch_warnings():  # orchestrator.validate validates again, and warns
+            warnings.simplefilter("ignore")
+            Config.model_validate(raw)
+    except ValidationError as e:
+        # The list itself is the rejected input, not an entry inside a list field.
+        rejected = [p for p in lists if any(item["input"] is p.values[0] for item in e.errors())]
+        if rejected:
+            hints = [
+                f"  {p.label}: a plain list is one value; {sweep_hint((p.label,), p.values[0])}"
+                for p in rejected
+            ]
+            raise ConfigError("\n".join([format_validation_error(e), *hints])) from None
 
 
 def short_labels(swept: list[Param]) -> dict[str, str]:

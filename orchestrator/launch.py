@@ -67,12 +67,17 @@ def open_sweep(sweep_ref: str) -> SweepDir:
     )
 
 
-def write_sweep(definition: SweepDefinition) -> tuple[SweepDir, Manifest]:
-    """Create the sweep directory, or bring an existing one (same jobs) up to date."""
+def sweep_dir_of(definition: SweepDefinition) -> SweepDir:
     sweep_id = sweep_id_for(
         definition.label, definition.job_suffix, [j.job_id for j in definition.jobs]
     )
-    sweep = SweepDir((sweeps_root() / sweep_id).absolute())
+    return SweepDir((sweeps_root() / sweep_id).absolute())
+
+
+def write_sweep(definition: SweepDefinition) -> tuple[SweepDir, Manifest]:
+    """Create the sweep directory, or bring an existing one (same jobs) up to date."""
+    sweep = sweep_dir_of(definition)
+    sweep_id = sweep.sweep_id
     if sweep.meta_path.exists():
         meta = sweep.read_meta().model_copy(update={"project": definition.project})
     else:

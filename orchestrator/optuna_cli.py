@@ -7,6 +7,7 @@ and ends with the study's status, best configs, plots and report. `spd-sweep --r
 `status_lines` is what `spd-sweep status` adds for a search.
 """
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from orchestrator.optuna_launch import (
     launch_search,
     n_finished,
     read_spec,
+    search_sweep_dir,
     study_of,
     write_agents,
     write_search_sweep,
@@ -63,7 +65,14 @@ def pick_experiment(experiments_option: str | None, file_experiment: str | None)
     return experiment
 
 
-def run_search(options: dict[str, Any], settings_for: SettingsFor, backend_for: BackendFor) -> None:
+def run_search(
+    options: dict[str, Any],
+    settings_for: SettingsFor,
+    backend_for: BackendFor,
+    held: contextlib.ExitStack,
+) -> None:
+    """`spd-sweep --optuna FILE`: the search's sweep directory (its lock entered into `held`),
+    its agents submitted and followed."""
     search_path = Path(options["optuna"])
     if options["n_trials"] is None:
         raise click.UsageError("--optuna needs --n_trials")
@@ -82,6 +91,7 @@ def run_search(options: dict[str, Any], settings_for: SettingsFor, backend_for: 
     )
     settings = settings_for([experiment], search_path.stem)
     n_agents = options["n_agents"] or 1
+    held.enter_context(search_sweep_dir(search_path.stem, options["job_suffix"], spec).lock())
     sweep, manifest = write_search_sweep(
         spec,
         search_path,

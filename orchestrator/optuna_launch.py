@@ -67,6 +67,10 @@ def search_sweep_id(label: str, job_suffix: str | None, spec: SearchSpec) -> str
     return sweep_id_for(label, job_suffix, [digest])
 
 
+def search_sweep_dir(label: str, job_suffix: str | None, spec: SearchSpec) -> SweepDir:
+    return SweepDir((sweeps_root() / search_sweep_id(label, job_suffix, spec)).absolute())
+
+
 def study_of(sweep: SweepDir, spec: SearchSpec) -> optuna.Study:
     steps = trial_config(spec.experiment, spec.search, {}, spec.overrides).steps
     return open_study(sweep, spec.search, open_storage(sweep, spec.storage_url), steps)
@@ -82,7 +86,7 @@ def write_search_sweep(
     project: str | None = None,
 ) -> tuple[SweepDir, Manifest]:
     """Create the search's sweep directory, or update an existing one's n_trials and agents."""
-    sweep = SweepDir((sweeps_root() / search_sweep_id(label, job_suffix, spec)).absolute())
+    sweep = search_sweep_dir(label, job_suffix, spec)
     if not sweep.meta_path.exists():
         meta = SweepMeta(
             sweep_id=sweep.sweep_id,

@@ -31,6 +31,8 @@ from spd.config import Config
 from spd.config_loading import ConfigError, load_raw_config, validate_config
 from spd.registry import EXPERIMENTS
 from spd.strict_model import StrictModel
+from spd.validate import Validator, raise_problems
+from spd.yaml_loading import parse_yaml_document
 
 Direction = Literal["minimize", "maximize"]
 
@@ -222,7 +224,7 @@ class SearchFileError(SweepFileError):
 
 def load_search_file(path: Path) -> SearchFile:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml_document(path.read_text(), str(path))
     except FileNotFoundError:
         raise SearchFileError(f"search file {path} does not exist") from None
     except yaml.YAMLError as e:
@@ -249,14 +251,16 @@ def trial_config(
 
 def check_search(experiment: str, search: SearchFile, overrides: dict[str, Any]) -> None:
     """Fail before submission when a pattern, key or range cannot make a valid config: the
-    configs at the corners of the space (all lows, all highs, every choice) must validate."""
+    configs at the corners of the space (all lows, all highs, every choice) must pass the
+    training core's whole validation (spd.validate)."""
     space = search.space
     n_corners = max([2] + [len(s.corners()) for s in space.values()])
     problems: dict[str, str] = {}  # error -> the first corner that has it
+    validator = Validator(check_device_here=False)  # agents may run on other nodes
     for i in range(n_corners):
         values = {key: s.corners()[i % len(s.corners())] for key, s in space.items()}
         try:
-            trial_config(experiment, search, values, overrides)
+            raise_problems(validator(trial_config(experiment, search, values, overrides)))
         except ConfigError as e:
             problems.setdefault(str(e), ", ".join(f"{k.label}={v}" for k, v in values.items()))
     if problems:

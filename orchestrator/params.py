@@ -35,6 +35,11 @@ class ConfigKey:
     def apply(self, data: dict[str, Any], value: Any) -> dict[str, Any]:
         return set_dotted(data, self.dotted, value)
 
+    def contains(self, other: "ConfigKey") -> bool:
+        """Whether setting this key replaces `other` too: `losses.faithfulness` holds
+        `losses.faithfulness.coeff`."""
+        return other.dotted.startswith(self.dotted + ".")
+
 
 @dataclass(frozen=True)
 class PatternC:
@@ -83,9 +88,13 @@ def apply_params(data: dict[str, Any], assignment: list[tuple[ParamKey, Any]]) -
 
 
 def format_value(value: Any) -> str:
-    """Compact text of a parameter value for run names: 0.001, 3e-05, [16,16], null."""
+    """Compact text of a parameter value for run names: 0.001, 3e-05, [16,16], null.
+
+    A float is its shortest text that reads back as the same float (`repr`): as short as the
+    YAML it came from, and two different values never share a name, as they did with `%g`
+    (0.0012345671 and 0.0012345674 were both 0.00123457)."""
     if isinstance(value, float):
-        return f"{value:g}"
+        return repr(value)
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))

@@ -52,7 +52,9 @@ OPTION_FOR_FLAG = {
 
 class SlurmResources(StrictModel):
     partition: str | None = Field(None, pattern=NAME_FORMAT)
-    time: str | None = Field(None, description="SLURM time limit: M, H:M:S, D-H, D-H:M:S, ...")
+    time: str | None = Field(
+        None, description="SLURM time limit: M, H:M:S, D-H, D-H:M:S, ..., or UNLIMITED (not 0)"
+    )
     gpus: NonNegativeInt = 0
     cpus_per_task: PositiveInt | None = None
     mem: str | None = Field(None, pattern=MEM_FORMAT, description="e.g. 4G, 500M")
@@ -65,8 +67,16 @@ class SlurmResources(StrictModel):
     @field_validator("time")
     @classmethod
     def _time_format(cls, value: str | None) -> str | None:
-        if value is not None:
-            time_minutes(value)
+        if value is None:
+            return None
+        if value.strip().lower() in UNLIMITED_SPELLINGS:
+            return UNLIMITED
+        if time_minutes(value) == 0:
+            # SLURM reads a zero limit as no limit at all: a typo must not mean "forever".
+            raise ValueError(
+                f"time {value!r} is zero, which SLURM takes as no limit at all; write "
+                "--time unlimited if that is what you mean"
+            )
         return value
 
     @field_validator("extra")
@@ -102,7 +112,13 @@ class SlurmResources(StrictModel):
         )
 
     def timeout_minutes(self) -> int | None:
-        return time_minutes(self.time) if self.time is not None else None
+        """None when there is no limit (none given, or UNLIMITED)."""
+        return None if self.time in (None, UNLIMITED) else time_minutes(self.time)
+
+
+UNLIMITED = "UNLIMITED"
+UNLIMITED_SPELLINGS = ("unlimited", "infinite")
+"""How SLURM spells no time limit (case-insensitive); the only way to ask for one here."""
 
 
 def time_minutes(text: str) -> int:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.slurm_resources import SlurmResources
 from spd.atomic_io import atomic_write_text
+from spd.dir_lock import DirLock
 from spd.run_dir import RunDir, runs_root
 
 
@@ -108,6 +109,11 @@ class SweepDir:
     @classmethod
     def for_id(cls, sweep_id: str) -> "SweepDir":
         return cls(sweeps_root() / sweep_id)
+
+    def lock(self) -> DirLock:
+        """Held by the one orchestrator that writes and submits this sweep (spd.dir_lock): a
+        second one on the same sweep is refused, naming the holder."""
+        return DirLock(self.path, "sweep")
 
     @property
     def sweep_id(self) -> str:

@@ -1,4 +1,4 @@
-"""Every job's config validated with the training core's Config before anything is submitted.
+"""Every job's config validated by the training core (spd.validate) before anything is submitted.
 
 All problems are reported at once, grouped by message, with the parameters of the jobs they
 affect. A valid job gets its stable id: the hash of its resolved config (without the W&B fields,
@@ -15,6 +15,7 @@ from orchestrator.expand import JobSpec
 from orchestrator.params import format_value
 from spd.config import Config
 from spd.config_loading import ConfigError, validate_config
+from spd.validate import Validator, raise_problems
 
 JOB_COUNT_CONFIRM_THRESHOLD = 1000
 """Sweeps with more jobs than this are only submitted with --yes."""
@@ -43,16 +44,23 @@ def job_id_of(config: Config) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def validate_jobs(specs: list[JobSpec]) -> list[ValidatedJob]:
-    """The jobs with their validated configs, or SweepValidationError listing every problem."""
+def validate_jobs(specs: list[JobSpec], check_device_here: bool) -> list[ValidatedJob]:
+    """The jobs with their validated configs, or SweepValidationError listing every problem.
+
+    Each config goes through the training core's whole validation (spd.validate: module
+    patterns, identities and tied pairs resolved against the target's module tree, devices,
+    files, user code); `check_device_here` also checks that its device exists on this machine
+    (local jobs), not only its spelling (jobs that run on a cluster's nodes)."""
     problems: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     valid: list[ValidatedJob] = []
+    validator = Validator(check_device_here)
     for spec in specs:
         if spec.raw_config is None:
             problems[(spec.experiment, spec.error or "no config")].append(spec.params)
             continue
         try:
             config = validate_config(spec.raw_config)
+            raise_problems(validator(config))
         except ConfigError as e:
             problems[(spec.experiment, str(e))].append(spec.params)
             continue

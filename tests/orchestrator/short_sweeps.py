@@ -18,6 +18,12 @@ SHORT_RUN: dict[str, Any] = {
 }
 """Fixed overrides that make a tms_5-2 job take seconds (its target trains in ~1 s)."""
 
+FAILING_LR = {"lr": {"values": [1e-3, 1e6]}}
+"""A swept lr whose second job diverges within its first steps: a job that passes validation
+and fails while it runs (a config error would stop the whole sweep before it is submitted)."""
+DIVERGED = "spd.divergence.TrainingDiverged: training diverged at step"
+"""How that job's error starts."""
+
 SHORT_ID_TARGET: dict[str, Any] = {
     "task_config.target.train_steps": 1000,
     "task_config.target.train_batch_size": 256,

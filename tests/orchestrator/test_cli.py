@@ -66,7 +66,7 @@ def test_dry_run_writes_the_sweep_and_renders_without_submitting(sweep_root: Pat
     assert not sweep.logs.exists() and not sweep.code.exists()  # nothing submitted
 
 
-@pytest.mark.parametrize(("experiments", "limit"), [("tms_5-2", "20"), ("tms_5-2,gpt2", "1440")])
+@pytest.mark.parametrize(("experiments", "limit"), [("tms_5-2", "20"), ("tms_5-2,resid_mlp3", "1440")])
 def test_default_time_is_twice_the_expected_runtime_at_most_a_day(
     sweep_root: Path, experiments: str, limit: str
 ) -> None:
@@ -140,6 +140,16 @@ def test_big_sweeps_need_yes(sweep_root: Path) -> None:
         (["--experiments", "tms_5-2", "--template", "nope"], "no template 'nope'"),
         (["--resume", "nope"], "no sweep 'nope'"),
         (["--sweep", "missing.yaml"], "sweep file missing.yaml does not exist"),
+        (["--sweep", "--optuna", "s.yaml"], "--sweep (a grid) and --optuna (a search) are two"),
+        (["--optuna", "s.yaml", "--retry-failed"], "--retry-failed applies to grid sweeps"),
+        (["--experiments", "tms_5-2", "--n_trials", "3"], "--n_trials: only for searches"),
+        (["--experiments", "tms_5-2", "--storage", "sqlite:///x.db"], "--storage: only for searches"),
+        (
+            ["--experiments", "tms_5-2", "--local", "--partition", "gpu", "--sbatch", "x=1"],
+            "--partition, --sbatch: SLURM options; --local runs the jobs here and would ignore them",
+        ),
+        (["--experiments", "tms_5-2", "--local", "--time", "10"], "--time: SLURM options"),
+        (["--experiments", "tms_5-2", "--time", "0"], "write --time unlimited if that is what you mean"),
     ],
 )
 def test_user_errors_are_clear(sweep_root: Path, args: list[str], message: str) -> None:
@@ -178,3 +188,50 @@ def test_sweep_flag_alone_uses_the_default_sweep_file(sweep_root: Path) -> None:
     sweep = only_sweep(sweep_root)
     assert sweep.sweep_id.startswith("default-")
     assert "#SBATCH --array=0-11%3" in (sweep.scripts / "array_000.sbatch").read_text()
+
+
+@pytest.mark.parametrize(
+    ("sections", "experiments", "message"),
+    [
+        (
+            {"tms_5-2": {"seed": {"values": [0, 1]}}},
+            ["--experiments", "tms_5-2,tms_5-2-id"],
+            (
+                "sweep file s.yaml has no section for tms_5-2-id and no `global:` section (its "
+                "sections: tms_5-2): add a section for each, or `global:`, or leave them out of "
+                "--experiments"
+            ),
+        ),
+        (
+            {},
+            [],
+            "sweep file s.yaml has no section for tms_5-2, tms_5-2-id, tms_40-10",
+        ),
+    ],
+)
+def test_experiments_the_sweep_file_sets_nothing_for_are_an_error(
+    sweep_root: Path, sections: dict, experiments: list[str], message: str
+) -> None:
+    sweep_file = write_sweep_file(Path("s.yaml"), sections)
+    result = run("--sweep", str(sweep_file), *experiments, "--dry-run")
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split())  # click wraps long messages
+    assert not sweep_root.exists()
+
+
+def test_a_global_section_covers_every_experiment(sweep_root: Path) -> None:
+    sweep_file = write_sweep_file(
+        Path("g.yaml"), {"global": {"seed": {"values": [0, 1]}}, "tms_5-2": {"steps": 10}}
+    )
+    result = run("--sweep", str(sweep_file), "--experiments", "tms_5-2,tms_5-2-id", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "4 jobs: tms_5-2 2, tms_5-2-id 2" in result.output
+
+
+def test_sweep_values_keep_their_yaml_numbers(sweep_root: Path) -> None:
+    Path("lr.yaml").write_text("tms_5-2:\n  lr: {values: [1e-3, 3e-3]}\n")
+    result = run("--sweep", "lr.yaml", "--dry-run")
+    assert result.exit_code == 0, result.output
+    manifest = only_sweep(sweep_root).read_manifest()
+    assert [r.params for r in manifest.jobs] == [{"lr": 0.001}, {"lr": 0.003}]
+    assert [r.name for r in manifest.jobs] == ["tms_5-2-lr=0.001", "tms_5-2-lr=0.003"]

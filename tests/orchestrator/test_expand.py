@@ -1,3 +1,5 @@
+import pytest
+
 from orchestrator.expand import expand_jobs, run_name, short_labels
 from orchestrator.params import ConfigKey, Param, PatternC, format_value
 from orchestrator.sweep_file import SweepFile
@@ -145,3 +147,62 @@ def test_resid_mlp3_pattern_c_example_gives_six_jobs() -> None:
         {"layers.*.mlp_in": 100, "layers.*.mlp_out": 50},
     ]
     assert len(jobs) == 6 and all(job.error is None for job in jobs)
+
+
+def test_float_names_are_distinct_and_short() -> None:
+    # %g gave both 0.00123457: one name for two jobs.
+    assert format_value(0.0012345671) != format_value(0.0012345674)
+    assert [format_value(v) for v in (1e-3, 2.5e-4, 1e-4, 3.0, 1e16, 0.1 + 0.2)] == [
+        "0.001",
+        "0.00025",
+        "0.0001",
+        "3.0",
+        "1e+16",
+        "0.30000000000000004",  # the value it is, not the 0.3 it looks like
+    ]
+    sweep = SweepFile.model_validate({"tms_5-2": {"lr": {"values": [0.0012345671, 0.0012345674]}}})
+    assert [job.name for job in expand_jobs(["tms_5-2"], sweep, {})] == [
+        "tms_5-2-lr=0.0012345671",
+        "tms_5-2-lr=0.0012345674",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            {"seed": [0, 1]},
+            "seed: a plain list is one value; to sweep, write `seed: {values: [0, 1]}`",
+        ),
+        (
+            {"losses": {"importance_minimality": {"coeff": [1e-3, 3e-3]}}},
+            (
+                "losses.importance_minimality.coeff: a plain list is one value; to sweep, write "
+                "`losses.importance_minimality.coeff: {values: [0.001, 0.003]}`"
+            ),
+        ),
+        ({"wandb_project": ["a", "b"]}, 'to sweep, write `wandb_project: {values: ["a", "b"]}`'),
+    ],
+)
+def test_a_plain_list_for_a_single_value_says_how_to_sweep(section: dict, message: str) -> None:
+    sweep = SweepFile.model_validate({"tms_5-2": section | {"steps": {"values": [10, 20]}}})
+    jobs = expand_jobs(["tms_5-2"], sweep, {})
+    assert [job.raw_config for job in jobs] == [None, None]
+    assert all(message in job.error for job in jobs)
+    assert all("Input should be a valid" in job.error for job in jobs)  # the config's own error
+
+
+def test_lists_stay_values_for_list_fields() -> None:
+    sweep = SweepFile.model_validate(
+        {
+            "tms_5-2": {
+                "target_module_patterns": [["linear1", 5]],
+                "tied_components": [],
+                "ci_fn_hidden_dims": [0],  # wrong inside the list: the config says so, no hint
+                "seed": {"values": [0, 1]},
+            }
+        }
+    )
+    jobs = expand_jobs(["tms_5-2"], sweep, {})
+    assert all(job.error is None for job in jobs)
+    assert all(job.raw_config["target_module_patterns"] == [["linear1", 5]] for job in jobs)

@@ -8,9 +8,7 @@ from click.testing import CliRunner, Result
 
 from orchestrator.cli import main
 from orchestrator.sweep_dir import JobState, SweepDir
-from tests.orchestrator.short_sweeps import SHORT_RUN, write_sweep_file
-
-BAD_TARGET = "/nonexistent/target.pt"
+from tests.orchestrator.short_sweeps import DIVERGED, FAILING_LR, SHORT_RUN, write_sweep_file
 
 
 def run(*args: str) -> Result:
@@ -22,7 +20,7 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
 ) -> None:
     sweep_file = write_sweep_file(
         Path("local.yaml"),
-        {"global": SHORT_RUN, "tms_5-2": {"pretrained_model_path": {"values": [None, BAD_TARGET]}}},
+        {"global": SHORT_RUN, "tms_5-2": FAILING_LR},
     )
     command = [
         "--sweep",
@@ -47,7 +45,7 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
     assert summary["status"] == "completed" and summary["steps"] == 50
     assert summary["modules"]["linear1"]["C"] == 20
     assert bad.state == JobState.FAILED
-    assert bad.error.startswith("FileNotFoundError") and BAD_TARGET in bad.error
+    assert bad.error.startswith(DIVERGED)
     bad_log = sweep.path / bad.log_path
     assert f"FAILED {bad.name} [{bad.job_id}]: {bad.error}\n    log: {bad_log}" in first.output
     assert "Traceback" in bad_log.read_text()

@@ -25,6 +25,8 @@ def test_slurm_time_formats(text: str, minutes: int) -> None:
     ("fields", "message"),
     [
         ({"time": "2h"}, "is not a SLURM time"),
+        ({"time": "0"}, "time '0' is zero, which SLURM takes as no limit at all; write --time unlimited"),
+        ({"time": "0-0:00"}, "is zero, which SLURM takes as no limit"),
         ({"partition": "gpu; rm -rf ~"}, "should match pattern"),
         ({"mem": "lots"}, "should match pattern"),
         ({"qos": "$(id)"}, "should match pattern"),
@@ -53,3 +55,11 @@ def test_directives_in_a_stable_order_without_unset_ones() -> None:
         ("nodelist", "vm"),
     ]
     assert SlurmResources().directives() == []
+
+
+@pytest.mark.parametrize("text", ["unlimited", "UNLIMITED", "Infinite"])
+def test_no_time_limit_is_asked_for_by_name(text: str) -> None:
+    resources = SlurmResources(time=text)
+    assert resources.time == "UNLIMITED"
+    assert ("time", "UNLIMITED") in resources.directives()
+    assert resources.timeout_minutes() is None

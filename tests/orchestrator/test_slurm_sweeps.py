@@ -22,7 +22,13 @@ from orchestrator.cli import main
 from orchestrator.sweep_dir import JobState, SweepDir
 from spd.config_loading import load_raw_config, set_dotted
 from spd.registry import EXPERIMENTS
-from tests.orchestrator.short_sweeps import SHORT_ID_TARGET, SHORT_RUN, write_sweep_file
+from tests.orchestrator.short_sweeps import (
+    DIVERGED,
+    FAILING_LR,
+    SHORT_ID_TARGET,
+    SHORT_RUN,
+    write_sweep_file,
+)
 from tests.orchestrator.slurm_accounting import (
     max_concurrency,
     wait_for_final_states,
@@ -33,7 +39,6 @@ pytestmark = pytest.mark.slurm
 
 SLURM_ARGS = ["--cpu", "--time", "10", "--poll-interval", "0.5", "--no-create_report"]
 """Reports are tested in tests/orchestrator/report; here they would only add time."""
-BAD_TARGET = "/nonexistent/target.pt"
 
 
 @pytest.fixture
@@ -142,7 +147,7 @@ def test_failed_job_is_reported_with_its_log_while_the_others_finish(sweeps: Pat
         {
             # The good job is longer, so it is still running when the bad one fails.
             "global": SHORT_RUN | {"steps": 400},
-            "tms_5-2": {"pretrained_model_path": {"values": [None, BAD_TARGET]}},
+            "tms_5-2": FAILING_LR,
         },
     )
     orchestrator = spawn("--sweep", str(sweep_file), *SLURM_ARGS)
@@ -157,10 +162,10 @@ def test_failed_job_is_reported_with_its_log_while_the_others_finish(sweeps: Pat
     # Reported while the other job was still going:
     assert not sweep.run_dir(good.job_id).is_complete()
     assert lines[-1] == f"FAILED {bad.name} [{bad.job_id}]: {bad.error}\n"
-    assert bad.error.startswith("FileNotFoundError") and BAD_TARGET in bad.error
+    assert bad.error.startswith(DIVERGED)
     log_line = orchestrator.stdout.readline()
     assert log_line == f"    log: {sweep.path / bad.log_path}\n"
-    assert "FileNotFoundError" in (sweep.path / bad.log_path).read_text()
+    assert DIVERGED in (sweep.path / bad.log_path).read_text()
 
     assert orchestrator.wait(timeout=180) == 1  # exit 1: a job failed
     good, bad = sweep.read_manifest().jobs

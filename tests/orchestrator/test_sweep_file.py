@@ -120,3 +120,119 @@ def test_shipped_sweep_files_load() -> None:
         ("C[layers.*.mlp_in]", 3),
         ("C[layers.*.mlp_out]", 2),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Rule: a key is given once per section, in whichever spelling.
+        (
+            "global:\n  losses.faithfulness.coeff: 1\n  losses: {faithfulness: {coeff: 2}}\n",
+            (
+                "global: losses.faithfulness.coeff is given twice, as "
+                "`losses.faithfulness.coeff: ...` and as `losses: {faithfulness: {coeff: ...}}`: "
+                "keep one"
+            ),
+        ),
+        (
+            "tms_5-2:\n  seed: 1\n  seed: {values: [2, 3]}\n",
+            "the key 'seed' is given twice in one mapping (lines 2 and 3): write it once",
+        ),
+        (
+            "tms_5-2:\n  C: 5\n  C: {linear1: 6}\n",
+            "the key 'C' is given twice in one mapping (lines 2 and 3): write it once",
+        ),
+        # Rule: no key inside another key of the same section.
+        (
+            "tms_5-2:\n  losses.faithfulness: null\n  losses.faithfulness.coeff: 2\n",
+            (
+                "tms_5-2: `losses.faithfulness: ...` replaces all of losses.faithfulness, and "
+                "`losses.faithfulness.coeff: ...` sets a key inside it: which one holds would depend "
+                "on their order; keep one"
+            ),
+        ),
+        (
+            "global:\n  losses: {faithfulness: {coeff: {values: [1, 2]}}}\n  losses: null\n",
+            "the key 'losses' is given twice in one mapping (lines 2 and 3)",
+        ),
+        (
+            (
+                "global:\n  losses: {faithfulness: {coeff: {values: [1, 2]}}}\n"
+                "  losses.faithfulness: null\n"
+            ),
+            (
+                "global: `losses.faithfulness: ...` replaces all of losses.faithfulness, and "
+                "`losses: {faithfulness: {coeff: ...}}` sets a key inside it"
+            ),
+        ),
+        # Rule: a plain list of Cs is research-code syntax for a sweep.
+        (
+            "tms_5-2:\n  C: {linear1: [10, 20]}\n",
+            (
+                "tms_5-2: C[linear1]: a C is one integer, got the list [10, 20]; to sweep, write "
+                "`C: {linear1: {values: [10, 20]}}`"
+            ),
+        ),
+        (
+            "tms_5-2:\n  identity_C: [3, 4]\n",
+            (
+                "tms_5-2: identity_C: a C is one integer, got the list [3, 4]; to sweep, write "
+                "`identity_C: {values: [3, 4]}`"
+            ),
+        ),
+    ],
+)
+def test_a_key_means_one_thing(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(SweepFileError) as error:
+        load_sweep_file(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_a_section_may_override_a_global_key() -> None:
+    sweep = SweepFile.model_validate(
+        {
+            "global": {"losses.faithfulness.coeff": {"values": [1, 2]}, "C": {"linear1": 4}},
+            "tms_5-2": {"losses": {"faithfulness": {"coeff": 3}}, "C": {"linear1": 5}},
+        }
+    )
+    assert labels_and_values(sweep, "tms_5-2") == [
+        ("losses.faithfulness.coeff", (3,), False),
+        ("C[linear1]", (5,), False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("literal", "value"),
+    [
+        ("1e-3", 1e-3),
+        ("5e4", 5e4),
+        ("-2E-5", -2e-5),
+        ("1.0e3", 1e3),  # YAML 1.1 wants a signed exponent too
+        ("+.5e-3", 5e-4),
+        ("1.0e-3", 1e-3),
+        ("0.01", 0.01),
+        ("3", 3),
+        ('"1e-3"', "1e-3"),  # quoted: a string, as written
+        ("e3", "e3"),
+    ],
+)
+def test_yaml_numbers_with_an_exponent_are_floats(
+    tmp_path: Path, literal: str, value: float | str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"global:\n  lr: {{values: [{literal}]}}\n")
+    ((lr,),) = [p.values for p in load_sweep_file(path).params_for("tms_5-2")]
+    assert (lr, type(lr)) == (value, type(value))
+
+
+def test_which_experiments_a_file_covers() -> None:
+    sections = SweepFile.model_validate({"tms_5-2": {"seed": 1}, "tms_40-10": None})
+    assert sections.uncovered(["tms_5-2", "tms_5-2-id", "tms_40-10"]) == ["tms_5-2-id"]
+    assert sections.sections() == ["tms_5-2", "tms_40-10"]
+    with_global = SweepFile.model_validate({"global": {"seed": 1}, "tms_5-2": {"seed": 2}})
+    assert with_global.uncovered(["tms_5-2-id", "resid_mlp3"]) == []
+    assert with_global.sections() == ["global", "tms_5-2"]
+    assert SweepFile.model_validate({}).uncovered(["tms_5-2"]) == ["tms_5-2"]

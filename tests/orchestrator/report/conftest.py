@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 from orchestrator.sweep_dir import SweepDir
-from tests.orchestrator.short_sweeps import SHORT_ID_TARGET, write_sweep_file
+from tests.orchestrator.short_sweeps import FAILING_LR, SHORT_ID_TARGET, write_sweep_file
 
-BAD_TARGET = "/nonexistent/target.pt"
 PROJECT = "spd-report-test"
 SHORT_30_STEPS = {
     "compile_step": False,  # a compile would take longer than the run
@@ -49,8 +48,7 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finishe
             {
                 "global": SHORT_30_STEPS,
                 "tms_5-2": {"C": {"linear1": {"values": [5, 10]}}},
-                "tms_5-2-id": SHORT_ID_TARGET
-                | {"pretrained_model_path": {"values": [None, BAD_TARGET]}},
+                "tms_5-2-id": SHORT_ID_TARGET | FAILING_LR,
             },
         )
         args = [
@@ -69,7 +67,7 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finishe
         ]
         patch.setattr(sys, "argv", ["spd-sweep", *args])  # the sweep records its command line
         result = CliRunner().invoke(main, args, catch_exceptions=False)
-        assert result.exit_code == 1, result.output  # the job with the bad target failed
+        assert result.exit_code == 1, result.output  # the job with the diverging lr failed
         (path,) = (root / "runs" / "sweeps").iterdir()
         yield FinishedSweep(SweepDir(path), result.output)
 

@@ -10,9 +10,9 @@ from orchestrator.cli import main
 from orchestrator.report.html import format_value, write_html_report
 from orchestrator.report.model import SearchSection, read_sweep_report
 from orchestrator.sweep_dir import JobState, SweepDir
-from tests.orchestrator.report.conftest import BAD_TARGET, FinishedSweep, summary_of
+from tests.orchestrator.report.conftest import FinishedSweep, summary_of
 from tests.orchestrator.report.html_page import ReportPage
-from tests.orchestrator.short_sweeps import write_sweep_file
+from tests.orchestrator.short_sweeps import DIVERGED, write_sweep_file
 
 
 def run_metric_names(summary: dict) -> list[str]:
@@ -99,7 +99,7 @@ def test_the_sweep_ends_with_a_report_of_every_run_its_metrics_and_figures(
 
     (failed,) = [j for j in manifest.jobs if j.state == JobState.FAILED]
     (item,) = page.list_items["failed@tms_5-2-id"]
-    assert failed.name in item and BAD_TARGET in item and str(sweep.path / failed.log_path) in item
+    assert failed.name in item and DIVERGED in item and str(sweep.path / failed.log_path) in item
     assert (sweep.report / next(h for h in page.links if h.endswith("_log.out"))).is_file()
 
 

@@ -15,8 +15,9 @@ from orchestrator.report.cli import create_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.report.wandb_report import build_wandb_views, publish_wandb_report
 from orchestrator.sweep_dir import JobState, SweepDir
-from tests.orchestrator.report.conftest import BAD_TARGET, PROJECT, FinishedSweep
+from tests.orchestrator.report.conftest import PROJECT, FinishedSweep
 from tests.orchestrator.report.wandb_records import OfflineRun, read_offline_run
+from tests.orchestrator.short_sweeps import DIVERGED
 
 ENTITY = "test-entity"
 
@@ -88,7 +89,7 @@ def test_wandb_report_structure_matches_what_the_runs_logged(finished_sweep: Fin
         assert workspace._to_model().spec.section.run_sets  # serialises offline
 
     failed_notes = [b.text for b in report.blocks if isinstance(b, wr.MarkdownBlock)][1:]
-    assert len(failed_notes) == 1 and BAD_TARGET in failed_notes[0]
+    assert len(failed_notes) == 1 and DIVERGED in failed_notes[0]
 
 
 class FakeApi:
