@@ -1,16 +1,19 @@
 """Trained target models, cached on disk by the hash of the config that defines them.
 
 The cache lives in `$SPD_CACHE_DIR/targets` (default `~/.cache/spd/targets`). Concurrent jobs
-that need the same target may both train it; the first to finish publishes it atomically.
+that need the same uncached target train it once: one trains, the others wait (a file lock) and
+load what it published (atomically, by a rename).
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -22,6 +25,7 @@ from spd.tensor_files import load_tensor_file
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
+LOCK_SUFFIX = ".lock"
 CONFIG_FILE = "target_config.json"
 
 
@@ -53,19 +57,47 @@ def target_state(
 def load_or_train_target(
     kind: str, config: StrictModel, train: Callable[[], dict[str, Tensor]]
 ) -> dict[str, Tensor]:
-    """The state dict of the target `config` defines: from the cache, or trained and cached."""
+    """The state dict of the target `config` defines: from the cache, or trained and cached.
+
+    Processes that need the same uncached target (the array tasks of a sweep) train it once:
+    the first takes the target's lock and trains, the others wait for it and load its result."""
     target_dir = cached_target_dir(kind, config)
     if (target_dir / MODEL_FILE).exists():
         logger.info("Using cached %s target %s", kind, target_dir)
         return load_tensor_file(target_dir / MODEL_FILE)
-    logger.info("Training %s target (not cached yet at %s)", kind, target_dir)
-    state = train()
+    with training_lock(target_dir):
+        if (target_dir / MODEL_FILE).exists():
+            logger.info("Using %s target %s, trained meanwhile by another process", kind, target_dir)
+            return load_tensor_file(target_dir / MODEL_FILE)
+        logger.info("Training %s target (not cached yet at %s)", kind, target_dir)
+        state = train()
+        publish(target_dir, state, config)
+    return state
+
+
+@contextlib.contextmanager
+def training_lock(target_dir: Path) -> Iterator[None]:
+    """Held while one process trains the target of `target_dir` (a `flock`, released by the
+    system if that process dies, so a waiter then trains it itself)."""
     target_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(target_dir.parent / f".{target_dir.name}{LOCK_SUFFIX}", "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("Waiting for another process that is training the target %s", target_dir)
+            fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def publish(target_dir: Path, state: dict[str, Tensor], config: StrictModel) -> None:
+    """Write the target into the cache at once (a rename): readers never see half of it."""
     staging = Path(tempfile.mkdtemp(dir=target_dir.parent, prefix=f".{target_dir.name}."))
     torch.save(state, staging / MODEL_FILE)
     (staging / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=2))
     try:
         staging.rename(target_dir)
-    except OSError:  # another job published the same target first; theirs is identical in kind
+    except OSError:  # published meanwhile by a process that did not take the lock (older spd)
         shutil.rmtree(staging)
-    return state
