@@ -42,6 +42,18 @@ def test_run_writes_the_run_directory(tmp_path):
     assert "linear1" in run.log.read_text()
 
 
+def killed_at(kill_step):
+    """Trainer.train_step that raises (as a kill would) when it reaches `kill_step`."""
+    real_step = Trainer.train_step
+
+    def train_step(self, step):
+        if step == kill_step:
+            raise KeyboardInterrupt("killed")
+        return real_step(self, step)
+
+    return train_step
+
+
 def test_completed_run_is_not_run_again(tmp_path, monkeypatch):
     config = Config.model_validate(tms_config_dict(steps=5))
     first = run_decomposition(config, tmp_path, progress=False)
@@ -54,13 +66,7 @@ def test_resumed_run_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     run_decomposition(config, tmp_path / "whole", progress=False)
 
     real_step = Trainer.train_step
-
-    def killed_at_13(self, step):
-        if step == 13:
-            raise KeyboardInterrupt("killed")
-        return real_step(self, step)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_at_13)
+    monkeypatch.setattr(Trainer, "train_step", killed_at(13))
     with pytest.raises(KeyboardInterrupt):
         run_decomposition(config, tmp_path / "resumed", progress=False)
     assert torch.load(RunDir(tmp_path / "resumed").checkpoint, weights_only=True)["next_step"] == 10
@@ -113,14 +119,7 @@ def test_rerun_with_another_config_is_refused_and_leaves_the_run_as_it_was(tmp_p
 
 def test_incomplete_run_of_another_config_is_not_resumed(tmp_path, monkeypatch):
     config = Config.model_validate(tms_config_dict(steps=20, save_freq=5))
-    real_step = Trainer.train_step
-
-    def killed_at_7(self, step):
-        if step == 7:
-            raise KeyboardInterrupt("killed")
-        return real_step(self, step)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_at_7)
+    monkeypatch.setattr(Trainer, "train_step", killed_at(7))
     with pytest.raises(KeyboardInterrupt):
         run_decomposition(config, tmp_path, progress=False)
     monkeypatch.undo()
