@@ -23,11 +23,11 @@ DECOMPOSE_EXAMPLES = """
 Examples:
   spd-decompose tms_5-2                                  # a registry experiment
   spd-decompose my_config.yaml --out runs/my_run
-  spd-decompose tms_5-2 --set steps=2000 --set seed=3   # dotted overrides, YAML values
+  spd-decompose tms_5-2 --set steps=2000 --set seed=3    # dotted overrides, YAML values
   spd-decompose tms_5-2 --set 'target_module_patterns=[[linear1, 10], [linear2, 30]]'
   spd-decompose tms_5-2 --out runs/x                     # run, or continue a killed run
   spd-decompose tms_5-2 --out runs/x --no-resume         # remove that run and start over
-  spd-decompose --schema > spd-config.schema.json       # JSON schema for editors
+  spd-decompose --schema > spd-config.schema.json        # JSON schema for editors
 """
 
 
