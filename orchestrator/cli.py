@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import matplotlib
 from click.core import ParameterSource
 from pydantic import ValidationError
 
@@ -339,6 +340,7 @@ def main(ctx: click.Context, **options: Any) -> None:
     if ctx.invoked_subcommand is not None:
         return
     check_option_combinations(ctx, options)
+    matplotlib.use("Agg")  # the search plots go to files (optuna draws them through pyplot)
     # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     # `held` keeps the sweep directory's lock (SweepDir.lock) until the command ends.

@@ -10,12 +10,9 @@ import logging
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import optuna
+from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.optuna_search import SearchFile
@@ -112,7 +109,8 @@ def status_text(study: optuna.Study, search: SearchFile, n_trials: int) -> str:
 
 def module_c_plot(best: list[FrozenTrial], path: Path) -> None:
     c_params = sorted({k for t in best for k in t.params if k.startswith(("C", "identity_C"))})
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(c_params) + 2), 3.5))
+    fig = Figure(figsize=(max(4, 1.2 * len(c_params) + 2), 3.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(best))
     for i, trial in enumerate(best):
         xs = [j + i * width for j in range(len(c_params))]
@@ -123,7 +121,6 @@ def module_c_plot(best: list[FrozenTrial], path: Path) -> None:
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_plots(sweep: SweepDir, study: optuna.Study, search: SearchFile) -> list[Path]:

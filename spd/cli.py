@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import matplotlib
 
 from spd.config import Config
 from spd.config_fingerprint import fingerprint_of
@@ -31,8 +32,11 @@ Examples:
 """
 
 
-def configure_logging() -> None:
+def configure_process() -> None:
+    """What an entry point sets up and a library import must not: logging, and matplotlib's
+    file-only backend (user figures made through pyplot never open a window)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    matplotlib.use("Agg")
 
 
 class UserInputError(click.ClickException):
@@ -88,7 +92,7 @@ def main(
         return
     if source is None:
         raise click.UsageError("give a config file or an experiment name (see --help)")
-    configure_logging()
+    configure_process()
     with reported_errors(debug):
         # run_decomposition validates the config (spd.validate) before it writes anything.
         config = load_config(source, list(overrides))
@@ -118,7 +122,7 @@ def train_target_main(source: str, overrides: tuple[str, ...], debug: bool) -> N
     Example:
       spd-train-target tms_40-10
     """
-    configure_logging()
+    configure_process()
     with reported_errors(debug):
         config = load_config(source, list(overrides))
         raise_problems(validate(config))

@@ -1,11 +1,12 @@
-"""PNG figures of a run: CI per input feature, component weight norms, loss curves."""
+"""PNG figures of a run: CI per input feature, component weight norms, loss curves.
+
+Figures are built as `matplotlib.figure.Figure` objects, not through pyplot, so they need no GUI
+backend and leave no global pyplot state behind; importing this module configures nothing.
+"""
 
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -21,9 +22,8 @@ def panel_grid(n_panels: int, panel_width: float, panel_height: float) -> tuple[
     """A figure with one panel per module, wrapped into rows; unused grid cells are hidden."""
     n_cols = min(n_panels, MAX_PANELS_PER_ROW)
     n_rows = -(-n_panels // n_cols)
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(panel_width * n_cols, panel_height * n_rows), squeeze=False
-    )
+    fig = Figure(figsize=(panel_width * n_cols, panel_height * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n_panels:]:
         ax.set_visible(False)
@@ -72,7 +72,8 @@ def loss_curves_figure(metrics_path: Path) -> Figure:
                 steps, values = series.setdefault(key, ([], []))
                 steps.append(record["step"])
                 values.append(value)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for key, (steps, values) in sorted(series.items()):
         ax.plot(steps, np.maximum(values, 1e-12), label=key.removeprefix("loss/"))
     ax.set_yscale("log")
@@ -88,5 +89,5 @@ def save_figure(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    plt.close(fig)  # a user figure made through pyplot; a no-op for the figures above
     tmp.replace(path)

@@ -1,9 +1,7 @@
-"""The report's own figures, each comparing the runs of one experiment."""
+"""The report's own figures, each comparing the runs of one experiment. Built as `Figure`
+objects, not through pyplot: no GUI backend, no global state."""
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -25,8 +23,9 @@ def overlaid_loss_curves(experiment: ExperimentReport) -> Figure | None:
     )
     n_cols = min(3, len(terms))
     n_rows = -(-len(terms) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.5 * n_cols, 3.2 * n_rows), squeeze=False)
-    colours = plt.get_cmap("tab20" if len(runs) > 10 else "tab10")
+    fig = Figure(figsize=(4.5 * n_cols, 3.2 * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    colours = matplotlib.colormaps["tab20" if len(runs) > 10 else "tab10"]
     for ax, term in zip(axes.flat, terms):
         for i, run in enumerate(runs):
             if term in run.loss_curves:
@@ -57,7 +56,8 @@ def alive_against_c(experiment: ExperimentReport) -> Figure | None:
     if not runs or not paths:
         return None
     width = min(20.0, max(6.0, 2.5 + 0.45 * len(runs)))
-    fig, axes = plt.subplots(len(paths), 1, figsize=(width, 2.4 * len(paths) + 0.8), squeeze=False)
+    fig = Figure(figsize=(width, 2.4 * len(paths) + 0.8))
+    axes = fig.subplots(len(paths), 1, squeeze=False)
     x = np.arange(len(runs))
     for ax, path in zip(axes[:, 0], paths):
         c = [run.modules.get(path, {}).get("C", np.nan) for run in runs]
