@@ -94,14 +94,15 @@ def validate_config(data: dict[str, Any]) -> Config:
 
 
 def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, `key: what is wrong` (like spd.validate's problems)."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "config"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
-        lines.append(f"  {where}: {message}")
-    return "invalid config:\n" + "\n".join(lines)
+        lines.append(f"{where}: {message}")
+    return "\n".join(lines)
 
 
 def load_config(source: str | Path, overrides: list[str] | None = None) -> Config:
