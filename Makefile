@@ -33,6 +33,7 @@ test-all: install
 bench: install
 	$(PY) bench/bench_tms.py
 	$(PY) bench/bench_resid_mlp.py
+	$(PY) bench/bench_orchestrator.py
 
 slurm-up:
 	bash scripts/slurm_cluster.sh start

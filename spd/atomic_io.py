@@ -3,26 +3,32 @@
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, BinaryIO
 
 
-def _replace_atomically(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
-        write(Path(tmp_name))
+        fd, tmp_name = _temp_file_beside(path)
+    except FileNotFoundError:  # rare: the first file of a directory
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = _temp_file_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
 
+def _temp_file_beside(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    _replace_atomically(path, lambda tmp: tmp.write_text(text))
+    _replace_atomically(path, lambda file: file.write(text.encode()))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -30,4 +36,6 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
+    import torch  # here: the orchestrator writes its JSON files through this module without torch
+
     _replace_atomically(path, lambda tmp: torch.save(obj, tmp))

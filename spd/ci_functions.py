@@ -34,12 +34,23 @@ def flat_rows(fn: Callable[[Tensor], Tensor], x: Tensor, dtype: torch.dtype) -> 
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
+def scaled_normal(
+    shape: tuple[int, ...], gain: float, fan_in: int, device: torch.device
+) -> Tensor:
+    """Normal draws times gain / sqrt(fan_in). On the meta device (a module structure, as
+    spd.validate builds it) an empty tensor: the meta kernels of the arithmetic would import
+    torch._dynamo (~1 s) for values nobody reads."""
+    if torch.device(device).type == "meta":
+        return torch.empty(shape, device=device)
+    return torch.randn(shape, device=device) * gain / math.sqrt(fan_in)
+
+
 class ParallelLinear(nn.Module):
     """C independent linear maps in -> out applied to inputs of shape (..., C, in)."""
 
     def __init__(self, C: int, d_in: int, d_out: int, gain: float, device: torch.device):
         super().__init__()
-        self.W = nn.Parameter(torch.randn(C, d_in, d_out, device=device) * gain / math.sqrt(d_in))
+        self.W = nn.Parameter(scaled_normal((C, d_in, d_out), gain, d_in, device))
         self.b = nn.Parameter(torch.zeros(C, d_out, device=device))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -106,9 +117,7 @@ class PerComponentVectorMLP(nn.Module):
         first, *rest = hidden_dims
         self.C, self.first_dim = C, first
         # The first layer reads the same x for every component: one (d_in, C * h) matmul.
-        self.W_in = nn.Parameter(
-            torch.randn(d_in, C * first, device=device) * RELU_GAIN / math.sqrt(d_in)
-        )
+        self.W_in = nn.Parameter(scaled_normal((d_in, C * first), RELU_GAIN, d_in, device))
         self.b_in = nn.Parameter(torch.zeros(C * first, device=device))
         dims = [first, *rest]
         self.hidden = nn.ModuleList(

@@ -102,12 +102,13 @@ def main(
         summary = run_decomposition(config, out, resume=resume, progress=not quiet)
     click.echo(f"\nRun directory: {out}")
     click.echo(f"Summary:       {out / 'summary.json'}")
-    for figure in summary["figures"]:
+    for figure in summary.figures:
         click.echo(f"Figure:        {out / figure}")
     click.echo("\nPer module:")
-    for path, module in summary["modules"].items():
+    for path, module in summary.modules.items():
+        values = module.model_dump(exclude={"pattern"}, exclude_none=True)
         fields = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in module.items() if k != "pattern")
+                           for k, v in values.items())
         click.echo(f"  {path}: {fields}")
 
 

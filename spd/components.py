@@ -40,6 +40,10 @@ class Components(nn.Module):
     @torch.no_grad()
     def init_from_target(self, weight: Tensor) -> None:
         """Unit-norm random V columns and U rows, each U row scaled by Uᶜ·W·Vᶜ so the sum ≈ W."""
+        if weight.is_meta:
+            # A structure only (spd.validate): no values to draw, and the meta kernels of
+            # normalize and einsum would import torch._dynamo (~1 s) for nothing.
+            return
         V = F.normalize(torch.randn_like(self.V), dim=0)
         U = F.normalize(torch.randn_like(self.U), dim=1)
         scale = torch.einsum("co,oi,ic->c", U, weight.to(U.dtype), V)

@@ -9,10 +9,11 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from spd.config import Config
 from spd.registry import EXPERIMENTS
-from spd.yaml_loading import parse_yaml_document
+from spd.yaml_loading import MappingDumper, parse_yaml_document
 
 
 class ConfigError(ValueError):
@@ -28,16 +29,27 @@ def load_raw_config(source: str | Path) -> dict[str, Any]:
         )
     if path.is_dir():
         raise ConfigError(f"{path} is a directory: give a config YAML file or an experiment name")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
-    except OSError as e:
-        raise ConfigError(f"{path} cannot be read ({e.strerror})") from None
-    data = parse_yaml(text, str(path))
+    data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} does not hold a YAML mapping (key: value lines)")
     return data
+
+
+def read_yaml_file(path: Path, what: str = "") -> Any:
+    """The YAML document in a file the user named (`what`: "sweep file", ...), or a ConfigError
+    that says in one line what is wrong with the file."""
+    name = f"{what} {path}".strip()
+    if not path.exists():
+        raise ConfigError(f"{name} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{name} is a directory, not a YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{name} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{name} cannot be read ({e.strerror})") from None
+    return parse_yaml(text, name)
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -93,12 +105,17 @@ def validate_config(data: dict[str, Any]) -> Config:
         raise ConfigError(format_validation_error(e)) from None
 
 
+def error_message(item: ErrorDetails) -> str:
+    """pydantic's message of one error, without the "Value error, " it puts before ours."""
+    return item["msg"].removeprefix("Value error, ")
+
+
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem, `key: what is wrong` (like spd.validate's problems)."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "config"
-        message = item["msg"].removeprefix("Value error, ")
+        message = error_message(item)
         if item["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
         lines.append(f"{where}: {message}")
@@ -111,3 +128,8 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Confi
         key, value = parse_override(text)
         data = set_dotted(data, key, value)
     return validate_config(data)
+
+
+def config_to_yaml(config: Config, dumper: MappingDumper | None = None) -> str:
+    """The config as YAML that loads back to it; `dumper`: one shared by many similar configs."""
+    return (dumper or MappingDumper()).dump(config.model_dump(mode="json"))

@@ -15,6 +15,8 @@ from typing import NoReturn
 import torch
 from torch import Tensor
 
+from spd.metric_names import TOTAL_LOSS
+
 logger = logging.getLogger(__name__)
 
 NO_BAD_STEP = torch.iinfo(torch.long).max
@@ -51,7 +53,7 @@ class DivergenceGuard:
     def observe(self, step: int, terms: dict[str, Tensor]) -> None:
         """Watch `step`'s logged terms; on a GPU without a device sync (3 tiny kernels)."""
         self.step, self.terms = step, terms
-        total = terms["loss/total"]
+        total = terms[TOTAL_LOSS]
         if self.check_every_step:
             # Cheaper than any tensor op: a CPU scalar is read in place.
             if not math.isfinite(float(total)):
@@ -69,11 +71,11 @@ class DivergenceGuard:
     def diverged(self, first_bad: int) -> NoReturn:
         """Raise for a loss first non-finite at `first_bad`, naming the last step's bad terms."""
         # The watched total first, then the terms that made it non-finite.
-        names = sorted(self.terms, key=lambda name: name != "loss/total")
+        names = sorted(self.terms, key=lambda name: name != TOTAL_LOSS)
         values = {name: float(self.terms[name]) for name in names}
         bad_terms = (
             ", ".join(f"{name}={v:g}" for name, v in values.items() if not math.isfinite(v))
-            or "loss/total was non-finite, the terms are finite again"
+            or f"{TOTAL_LOSS} was non-finite, the terms are finite again"
         )
         detected = "" if first_bad == self.step else f" (detected at step {self.step})"
         self.fail(first_bad, f"training diverged at step {first_bad}{detected}: {bad_terms}")

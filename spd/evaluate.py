@@ -1,8 +1,8 @@
 """Evaluation of a decomposition: losses on fresh batches, CI sparsity, alive components, and
 (for toy models) the CI pattern against the known solution and the paper's MMCS/ML2R.
 
-Metric names are flat strings, `<metric>/<module>` plus `<metric>/total`; the run summary, the
-orchestrator's objectives and the reports all use these names.
+Metric names are those of spd.metric_names; the run summary, the orchestrator's objectives and the
+reports all use them.
 """
 
 import importlib
@@ -18,6 +18,17 @@ from spd.component_model import ComponentModel
 from spd.components import target_weight
 from spd.config import Config
 from spd.losses import annealed_p, compute_losses, draw_loss_noise
+from spd.metric_names import (
+    ALIVE,
+    CI_L0,
+    ML2R,
+    MMCS,
+    TARGET_CI_ERROR,
+    TARGET_CI_ERROR_TOL_0_2,
+    C,
+    metric_name,
+    with_totals,
+)
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.metrics.target_ci import target_ci_errors
 from spd.metrics.weight_match import mmcs_ml2r
@@ -41,12 +52,6 @@ def load_callable(spec: str) -> Callable[..., Any]:
     if not attr:
         raise ValueError(f"{spec!r} is not of the form 'module:function'")
     return getattr(importlib.import_module(module_name), attr)
-
-
-def with_totals(name: str, per_module: dict[str, float]) -> dict[str, float]:
-    out = {f"{name}/{path}": value for path, value in per_module.items()}
-    out[f"{name}/total"] = float(sum(per_module.values()))
-    return out
 
 
 @torch.no_grad()
@@ -84,21 +89,21 @@ def evaluate(
             active = (values > config.ci_alive_threshold).float().sum(-1)
             l0[path] += float(weighted_row_mean(active, data.row_weights))
     metrics = {name: value / config.n_eval_steps for name, value in sums.items()}
-    metrics |= with_totals("ci_l0", {p: v / config.n_eval_steps for p, v in l0.items()})
-    metrics |= with_totals("alive", {p: float(n) for p, n in tracker.n_alive().items()})
-    metrics |= with_totals("C", {p: float(c) for p, c in model.module_to_c.items()})
+    metrics |= with_totals(CI_L0, {p: v / config.n_eval_steps for p, v in l0.items()})
+    metrics |= with_totals(ALIVE, {p: float(n) for p, n in tracker.n_alive().items()})
+    metrics |= with_totals(C, {p: float(c) for p, c in model.module_to_c.items()})
     for path in model.module_paths:
         components = model.components_of(path)
         weight = target_weight(model.target.get_submodule(path)).float()
         alive = tracker.alive_mask(path)
         mmcs, ml2r = mmcs_ml2r(weight, components.V.float(), components.U.float(), alive)
-        metrics[f"mmcs/{path}"], metrics[f"ml2r/{path}"] = mmcs, ml2r
+        metrics[metric_name(MMCS, path)], metrics[metric_name(ML2R, path)] = mmcs, ml2r
 
     probe_ci: dict[str, np.ndarray] = {}
     if task.feature_probe is not None:
         probe_ci = probe_causal_importances(model, task.feature_probe)
         if config.target_ci_patterns is not None:
-            for tol, name in ((0.1, "target_ci_error"), (0.2, "target_ci_error_tol0.2")):
+            for tol, name in ((0.1, TARGET_CI_ERROR), (0.2, TARGET_CI_ERROR_TOL_0_2)):
                 errors = target_ci_errors(probe_ci, config.target_ci_patterns, tol)
                 metrics |= with_totals(name, {p: float(e) for p, e in errors.items()})
     for spec in config.user_metrics:

@@ -7,12 +7,12 @@ backend and leave no global pyplot state behind; importing this module configure
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from spd.component_model import ComponentModel
+from spd.metric_names import LOSS_PREFIX
 
 MAX_PANELS_PER_ROW = 4
 """A model with many decomposed modules (an LM) gets rows of panels, not one very wide row."""
@@ -68,14 +68,14 @@ def loss_curves_figure(metrics_path: Path) -> Figure:
     for line in metrics_path.read_text().splitlines():
         record = json.loads(line)
         for key, value in record.items():
-            if key.startswith("loss/"):
+            if key.startswith(LOSS_PREFIX):
                 steps, values = series.setdefault(key, ([], []))
                 steps.append(record["step"])
                 values.append(value)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for key, (steps, values) in sorted(series.items()):
-        ax.plot(steps, np.maximum(values, 1e-12), label=key.removeprefix("loss/"))
+        ax.plot(steps, np.maximum(values, 1e-12), label=key.removeprefix(LOSS_PREFIX))
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (unweighted)")
@@ -89,5 +89,9 @@ def save_figure(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
+    # Imported here, not with the module: pyplot costs ~0.5 s, and the orchestrator's command
+    # line imports this module without drawing anything.
+    import matplotlib.pyplot as plt
+
     plt.close(fig)  # a user figure made through pyplot; a no-op for the figures above
     tmp.replace(path)

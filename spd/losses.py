@@ -15,6 +15,15 @@ from spd.component_model import CausalImportances, ComponentModel, ModuleMask
 from spd.components import target_weight
 from spd.config import Config, ImportanceMinimalityLoss
 from spd.masks import MaskNoise, draw_mask_noise, mask_from_noise
+from spd.metric_names import (
+    CI_MASKED_RECON,
+    FAITHFULNESS,
+    IMPORTANCE_MINIMALITY,
+    STOCHASTIC_RECON,
+    STOCHASTIC_RECON_LAYERWISE,
+    TOTAL,
+    loss_name,
+)
 from spd.step_batch import StepBatch, weighted_row_mean
 
 
@@ -160,30 +169,30 @@ def compute_losses(
     losses = config.losses
     imp = losses.importance_minimality
     terms: dict[str, tuple[float, Tensor]] = {
-        "importance_minimality": (
+        IMPORTANCE_MINIMALITY: (
             imp.coeff, importance_minimality_loss(ci.upper, p, imp.eps, data.row_weights)
         )
     }
     with model.weight_deltas():
         if losses.faithfulness is not None:
-            terms["faithfulness"] = (losses.faithfulness.coeff, faithfulness_loss(model))
+            terms[FAITHFULNESS] = (losses.faithfulness.coeff, faithfulness_loss(model))
         if losses.stochastic_recon is not None:
-            terms["stochastic_recon"] = (
+            terms[STOCHASTIC_RECON] = (
                 losses.stochastic_recon.coeff,
                 stochastic_recon_loss(model, data, ci, config, noise.stochastic_recon),
             )
         if losses.stochastic_recon_layerwise is not None:
-            terms["stochastic_recon_layerwise"] = (
+            terms[STOCHASTIC_RECON_LAYERWISE] = (
                 losses.stochastic_recon_layerwise.coeff,
                 stochastic_recon_layerwise_loss(
                     model, data, ci, config, noise.stochastic_recon_layerwise
                 ),
             )
         if losses.ci_masked_recon is not None:
-            terms["ci_masked_recon"] = (
+            terms[CI_MASKED_RECON] = (
                 losses.ci_masked_recon.coeff, ci_masked_recon_loss(model, data, ci, config)
             )
     total = sum(coeff * value for coeff, value in terms.values())
-    logged = {f"loss/{name}": value.detach() for name, (_, value) in terms.items()}
-    logged["loss/total"] = total.detach()  # type: ignore[union-attr]
+    logged = {loss_name(name): value.detach() for name, (_, value) in terms.items()}
+    logged[loss_name(TOTAL)] = total.detach()  # type: ignore[union-attr]
     return total, logged  # type: ignore[return-value]

@@ -4,7 +4,6 @@ It writes the run directory (see spd.run_dir), resumes from its checkpoint when 
 returns the summary that it also writes to summary.json. A completed run is not run again.
 """
 
-import json
 import logging
 import os
 import time
@@ -13,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from spd.atomic_io import atomic_torch_save, atomic_write_json, atomic_write_text
 from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, differences, fingerprint_of
-from spd.config_loading import ConfigError
+from spd.config_loading import ConfigError, config_to_yaml
 from spd.dir_lock import DirLock
 from spd.evaluate import Evaluation, load_callable
 from spd.experiment_tasks import build_task
@@ -33,6 +31,7 @@ from spd.identity_insertion import insert_identity_operations
 from spd.metric_log import MetricLog
 from spd.module_patterns import format_resolution_table, resolve_module_patterns
 from spd.run_dir import RunDir
+from spd.run_summary import ModuleSummary, RunSummary
 from spd.tensor_files import UnreadableTensorFile, load_tensor_file
 from spd.train import Trainer
 from spd.validate import raise_problems, validate
@@ -44,10 +43,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def config_to_yaml(config: Config) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
 def build_component_model(config: Config, device: torch.device) -> tuple[ComponentModel, Any, dict[str, tuple[str, int]]]:
@@ -130,24 +125,20 @@ def build_summary(
     figures: list[str],
     wall_time_s: float,
     trained_steps: int,
-) -> dict[str, Any]:
+) -> RunSummary:
     metrics = evaluation.metrics
-    per_module_keys = ("alive", "ci_l0", "target_ci_error", "mmcs", "ml2r")
-    modules = {
-        path: {"pattern": pattern, "C": c}
-        | {key: metrics[f"{key}/{path}"] for key in per_module_keys if f"{key}/{path}" in metrics}
-        for path, (pattern, c) in resolved.items()
-    }
-    return {
-        "status": "completed",
-        "task": config.task_config.task_name,
-        "steps": config.steps,
-        "wall_time_s": round(wall_time_s, 3),
-        "steps_per_s": round(trained_steps / wall_time_s, 3) if wall_time_s > 0 else None,
-        "metrics": metrics,
-        "modules": modules,
-        "figures": figures,
-    }
+    return RunSummary(
+        task=config.task_config.task_name,
+        steps=config.steps,
+        wall_time_s=round(wall_time_s, 3),
+        steps_per_s=round(trained_steps / wall_time_s, 3) if wall_time_s > 0 else None,
+        metrics=metrics,
+        modules={
+            path: ModuleSummary.of(pattern, c, path, metrics)
+            for path, (pattern, c) in resolved.items()
+        },
+        figures=figures,
+    )
 
 
 EvalHook = Callable[[int, Evaluation], None]
@@ -160,7 +151,7 @@ def run_decomposition(
     resume: bool = True,
     progress: bool = True,
     on_eval: EvalHook | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run (or resume, or return the finished result of) one decomposition in `out_dir`.
 
     Everything that can be checked before training is checked before anything is written:
@@ -192,9 +183,9 @@ def run_decomposition(
             handler.close()
 
 
-def completed_summary(run_dir: RunDir) -> dict[str, Any]:
+def completed_summary(run_dir: RunDir) -> RunSummary:
     logger.info("Run %s already completed; not running it again", run_dir.path)
-    return json.loads(run_dir.summary.read_text())
+    return RunSummary.read(run_dir.summary)
 
 
 def check_same_config(run_dir: RunDir, fingerprint: RunFingerprint) -> None:
@@ -234,7 +225,7 @@ def _run(
     checkpoint: dict[str, Any] | None,
     progress: bool,
     user_on_eval: EvalHook | None,
-) -> dict[str, Any]:
+) -> RunSummary:
     device = resolve_device(config.device)
     atomic_write_text(run_dir.config, config_to_yaml(config))
     model, task, resolved = build_component_model(config, device)
@@ -274,7 +265,7 @@ def _run(
     summary = build_summary(
         config, resolved, evaluation, figures, wall_time, config.steps - start_step
     )
-    atomic_write_json(run_dir.summary, summary)
+    summary.write(run_dir.summary)
     if wandb_run is not None:
         wandb_run.summary.update(evaluation.metrics)
         wandb_run.finish()

@@ -23,6 +23,7 @@ from spd.losses import (
 )
 from spd.lr_schedule import lr_at
 from spd.metric_log import MetricLog
+from spd.metric_names import EVAL_PREFIX, TOTAL_LOSS
 from spd.metrics.alive_components import AliveComponentsTracker
 from spd.run_dir import RunDir
 from spd.step_batch import StepBatch, run_target
@@ -180,7 +181,7 @@ class Trainer:
                 self.guard.check()  # logging syncs the device anyway
                 logged = {name: float(value) for name, value in terms.items()}
                 metric_log.log(step, logged)
-                bar.set_postfix(loss=f"{logged['loss/total']:.3g}")
+                bar.set_postfix(loss=f"{logged[TOTAL_LOSS]:.3g}")
             self.next_step = step + 1
             if config.save_freq is not None and self.next_step % config.save_freq == 0:
                 self.save_checkpoint(run_dir)
@@ -192,6 +193,6 @@ class Trainer:
     ) -> Evaluation:
         self.check_finite()  # evaluating non-finite weights fails, or logs nonsense
         evaluation = evaluate(self.model, self.task, self.config, self.tracker, step, self.device)
-        metric_log.log(step, {f"eval/{k}": v for k, v in evaluation.metrics.items()})
+        metric_log.log(step, {EVAL_PREFIX + k: v for k, v in evaluation.metrics.items()})
         on_eval(step, evaluation)
         return evaluation

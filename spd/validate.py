@@ -51,7 +51,7 @@ STRUCTURE_FIELDS = frozenset(
         "use_delta_component",
     }
 )
-"""The fields `module_problems` reads: configs equal in these have the same module problems."""
+"""The fields `resolve_modules` reads: configs equal in these have the same modules and problems."""
 
 
 class Validator:
@@ -60,7 +60,7 @@ class Validator:
 
     def __init__(self, check_device_here: bool = True) -> None:
         self.check_device_here = check_device_here
-        self._module_problems: dict[str, list[Problem]] = {}
+        self._modules_of: dict[str, tuple[list[Problem], list[str]]] = {}
 
     def __call__(self, config: Config) -> list[Problem]:
         problems = device_problems(config.device, self.check_device_here)
@@ -71,10 +71,18 @@ class Validator:
                 message = callable_problem(spec)
                 if message is not None:
                     problems.append(Problem(f"{field}[{i}]", message))
+        return problems + self._modules(config)[0]
+
+    def module_paths(self, config: Config) -> list[str]:
+        """The modules a run of `config` decomposes; empty when they cannot be resolved (the
+        validation's problems say why)."""
+        return self._modules(config)[1]
+
+    def _modules(self, config: Config) -> tuple[list[Problem], list[str]]:
         structure = config.model_dump_json(include=set(STRUCTURE_FIELDS))
-        if structure not in self._module_problems:
-            self._module_problems[structure] = module_problems(config)
-        return problems + self._module_problems[structure]
+        if structure not in self._modules_of:
+            self._modules_of[structure] = resolve_modules(config)
+        return self._modules_of[structure]
 
 
 def raise_problems(problems: list[Problem]) -> None:
@@ -158,21 +166,22 @@ def pretrained_problems(config: Config) -> list[Problem]:
     return []
 
 
-def module_problems(config: Config) -> list[Problem]:
-    """Build the target's module tree (meta device) and the ComponentModel on it. Reads only
+def resolve_modules(config: Config) -> tuple[list[Problem], list[str]]:
+    """Build the target's module tree (meta device) and the ComponentModel on it: the problems,
+    and the paths of the decomposed modules (empty when there are problems). Reads only
     STRUCTURE_FIELDS."""
     try:
         skeleton = build_target_skeleton(config)
     except (OSError, ValueError) as e:  # ValueError includes lm's ModelUnavailableError
-        return [Problem("task_config", one_line(e))]
+        return [Problem("task_config", one_line(e))], []
     try:
         insert_identity_operations(skeleton, [p for p, _ in config.identity_module_patterns])
     except ValueError as e:
-        return [Problem("identity_module_patterns", one_line(e))]
+        return [Problem("identity_module_patterns", one_line(e))], []
     try:
         resolved = resolve_module_patterns(skeleton, config.all_module_patterns)
     except ValueError as e:
-        return [Problem("target_module_patterns", one_line(e))]
+        return [Problem("target_module_patterns", one_line(e))], []
     try:
         with torch.device("meta"):
             ComponentModel(
@@ -186,8 +195,8 @@ def module_problems(config: Config) -> list[Problem]:
             )
     except ValueError as e:
         field = "tied_components" if "tied_components" in str(e) else "ci_fn_type"
-        return [Problem(field, one_line(e).removeprefix("tied_components: "))]
-    return []
+        return [Problem(field, one_line(e).removeprefix("tied_components: "))], []
+    return [], list(resolved)
 
 
 def one_line(error: BaseException) -> str:

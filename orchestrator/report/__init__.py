@@ -4,5 +4,5 @@ model.py        what a report says (runs, states, metrics, curves), read from di
 figures.py      the report's own matplotlib figures (overlaid losses, alive vs C)
 html.py         <sweep>/report/index.html from the jinja2 template and its PNGs
 wandb_report.py the same sections as a W&B report and per-experiment workspace views
-cli.py          `spd-sweep report <sweep id>` and the report that ends a sweep
+(`spd-sweep report` is in orchestrator.cli.report)
 """

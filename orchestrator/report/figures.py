@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from orchestrator.report.model import ExperimentReport, ordered_union
+from spd.metric_names import ALIVE, C
 
 MAX_LEGEND_RUNS = 20
 """Beyond this many runs a legend hides the curves; the run table names them instead."""
@@ -60,8 +61,8 @@ def alive_against_c(experiment: ExperimentReport) -> Figure | None:
     axes = fig.subplots(len(paths), 1, squeeze=False)
     x = np.arange(len(runs))
     for ax, path in zip(axes[:, 0], paths):
-        c = [run.modules.get(path, {}).get("C", np.nan) for run in runs]
-        alive = [run.modules.get(path, {}).get("alive", np.nan) for run in runs]
+        c = [run.modules.get(path, {}).get(C, np.nan) for run in runs]
+        alive = [run.modules.get(path, {}).get(ALIVE, np.nan) for run in runs]
         ax.bar(x, c, color="#d0d7e2", label="C", width=0.7)
         ax.bar(x, alive, color="#2b6cb0", label="alive", width=0.45)
         ax.set_title(path, fontsize=10)

@@ -3,40 +3,50 @@
 Nothing here needs the orchestrator that launched the sweep to be alive: job states come from the
 manifest brought up to date read-only (as `spd-sweep status` does), results from each run's
 summary.json, and loss curves from metrics.jsonl, which also holds the curves of runs still going.
-Metric names are the run summary's (spd/evaluate.py): `<metric>/<module>`, `<metric>/total` and
-`loss/<term>`.
+Metric names are those of spd.metric_names.
 """
 
 import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.sweep_dir import JobRecord, JobState, SweepDir
-from orchestrator.track import refresh
+from orchestrator.backends.track import FINISHED, refresh
+from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
+from spd.metric_names import (
+    ALIVE,
+    CI_L0,
+    LOSS_PREFIX,
+    STOCHASTIC_RECON,
+    STOCHASTIC_RECON_LAYERWISE,
+    TARGET_CI_ERROR,
+    C,
+    loss_name,
+    metric_name,
+)
 from spd.run_dir import RunDir
+from spd.run_summary import RunSummary
 
-LOSS_PREFIX = "loss/"
-"""Training loss records of metrics.jsonl (and of W&B, which gets the same records)."""
-EVAL_PREFIX = "eval/"
-"""Eval records of metrics.jsonl: `eval/<summary metric name>`."""
+if TYPE_CHECKING:  # only the type: reading a report does not need optuna
+    from orchestrator.search.results import SearchResults
 
-BEST_RUN_METRICS = ("target_ci_error/total", "loss/stochastic_recon")
+
+BEST_RUN_METRICS = (metric_name(TARGET_CI_ERROR), loss_name(STOCHASTIC_RECON))
 """The best run of an experiment is the lowest in these, in order, among those every completed run
 has: distance to the known CI pattern first (toy models), then reconstruction."""
 
 HEADLINE_METRICS = (
-    "loss/stochastic_recon",
-    "loss/stochastic_recon_layerwise",
-    "ci_l0/total",
-    "alive/total",
-    "C/total",
-    "target_ci_error/total",
+    loss_name(STOCHASTIC_RECON),
+    loss_name(STOCHASTIC_RECON_LAYERWISE),
+    metric_name(CI_L0),
+    metric_name(ALIVE),
+    metric_name(C),
+    metric_name(TARGET_CI_ERROR),
 )
 """Columns of the cross-experiment summary, each shown where an experiment's runs have it."""
 
-UNFINISHED = frozenset({JobState.PENDING, JobState.SUBMITTED, JobState.RUNNING})
+UNFINISHED = frozenset(JobState) - FINISHED
 
 
 @dataclass(frozen=True)
@@ -133,15 +143,6 @@ class ExperimentReport:
 
 
 @dataclass(frozen=True)
-class SearchSection:
-    """An Optuna search's results (issue 5 fills it): its plots and its best configs."""
-
-    plots: list[Path]
-    best_configs: dict[str, str]
-    """Name -> ready-to-run YAML."""
-
-
-@dataclass(frozen=True)
 class SweepReport:
     path: Path
     sweep_id: str
@@ -152,7 +153,7 @@ class SweepReport:
     created: str
     project: str | None
     experiments: list[ExperimentReport]
-    search: SearchSection | None = None
+    search: "SearchResults | None" = None
     counts: dict[str, int] = field(default_factory=dict)
     """Job state -> number of jobs."""
 
@@ -193,7 +194,7 @@ def logged_metric_keys(runs: list[RunReport]) -> list[str]:
 
 def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
     run_dir = sweep.run_dir(record.job_id)
-    summary = json.loads(run_dir.summary.read_text()) if run_dir.is_complete() else {}
+    summary = RunSummary.read(run_dir.summary) if run_dir.is_complete() else None
     curves, logged = read_metric_log(run_dir.metrics)
     return RunReport(
         job_id=record.job_id,
@@ -204,16 +205,19 @@ def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
         error=record.error,
         log_path=sweep.path / record.log_path if record.log_path else None,
         run_dir=run_dir,
-        metrics=summary.get("metrics", {}),
-        modules=summary.get("modules", {}),
-        figures=[run_dir.path / name for name in summary.get("figures", [])],
+        metrics=summary.metrics if summary else {},
+        modules={
+            path: module.model_dump(exclude_none=True)
+            for path, module in (summary.modules.items() if summary else ())
+        },
+        figures=[run_dir.path / name for name in summary.figures] if summary else [],
         loss_curves=curves,
         logged_metrics=logged,
     )
 
 
 def read_sweep_report(
-    sweep: SweepDir, title: str | None = None, search: SearchSection | None = None
+    sweep: SweepDir, title: str | None = None, search: "SearchResults | None" = None
 ) -> SweepReport:
     """The report of a sweep as it stands now (also while its jobs run)."""
     meta = sweep.read_meta()

@@ -1,6 +1,6 @@
 """The sweep's report on W&B (through wandb-workspaces), with the HTML report's sections.
 
-Runs are tagged with the sweep id and their experiment (orchestrator.launch writes the tags into
+Runs are tagged with the sweep id and their experiment (orchestrator.backends.launch writes the tags into
 each job's config), so every runset here is a tag filter: the runs of this sweep, of one
 experiment. The report has a markdown block (sweep id, code version, command), and per experiment
 line plots of the losses the runs logged and, for sweeps, a run comparer; each experiment also gets
@@ -17,13 +17,12 @@ import wandb_workspaces.workspaces as ws
 from wandb_workspaces import expr
 
 from orchestrator.report.model import (
-    EVAL_PREFIX,
     HEADLINE_METRICS,
-    LOSS_PREFIX,
     ExperimentReport,
     SweepReport,
     logged_metric_keys,
 )
+from spd.metric_names import EVAL_PREFIX, LOSS_PREFIX
 from spd.run import wandb_mode
 
 REPORT_TITLE_MAX_CHARS = 128

@@ -12,7 +12,6 @@ import fnmatch
 
 import numpy as np
 from pydantic import Field, PositiveInt
-from scipy.optimize import linear_sum_assignment
 
 from spd.strict_model import StrictModel
 
@@ -36,6 +35,9 @@ class TargetCIPatterns(StrictModel):
 
 
 def identity_distance(ci: np.ndarray, tol: float) -> int:
+    # Imported here: scipy costs ~0.5 s, and configs (which import this module) load everywhere.
+    from scipy.optimize import linear_sum_assignment
+
     n_features, C = ci.shape
     if C < n_features:  # too few components: the features left without one count as errors
         ci = np.pad(ci, ((0, 0), (0, n_features - C)))
@@ -58,6 +60,7 @@ def target_ci_errors(
     ci_per_module: dict[str, np.ndarray], patterns: TargetCIPatterns, tol: float
 ) -> dict[str, int]:
     """{module: distance} for every module that an expected pattern covers."""
+
     errors: dict[str, int] = {}
     for path, ci in ci_per_module.items():
         identity = next((p for p in patterns.identity if fnmatch.fnmatchcase(path, p.pattern)), None)

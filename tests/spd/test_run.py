@@ -8,8 +8,10 @@ import yaml
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, fingerprint_of
 from spd.config_loading import ConfigError
+from spd.metric_names import metric_name_problem
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
+from spd.run_summary import RunSummary
 from spd.train import Trainer
 from tests.conftest import tms_config_dict
 
@@ -23,19 +25,23 @@ def test_run_writes_the_run_directory(tmp_path):
         "linear1": {"pattern": "linear1", "C": 4},
         "linear2": {"pattern": "linear2", "C": 8},
     }
-    assert json.loads(run.summary.read_text()) == summary
-    assert summary["status"] == "completed"
-    assert summary["modules"]["linear2"]["C"] == 8
-    assert 0 <= summary["modules"]["linear1"]["alive"] <= 4
+    assert RunSummary.read(run.summary) == summary
+    assert summary.status == "completed"
+    assert summary.modules["linear2"].C == 8
+    assert 0 <= summary.modules["linear1"].alive <= 4
     for key in ("loss/faithfulness", "loss/stochastic_recon", "ci_l0/total", "target_ci_error/total",
                 "mmcs/linear1", "ml2r/linear2", "alive/total"):
-        assert key in summary["metrics"]
+        assert key in summary.metrics
+    # Every metric the run reports is one spd.metric_names predicts for its config, and no other.
+    assert all(metric_name_problem(name, config, summary.modules) is None for name in summary.metrics)
+    for absent in ("loss/ci_masked_recon", "alive/linear3", "mmcs/total", "kl/unmasked", "recon"):
+        assert metric_name_problem(absent, config, summary.modules) is not None, absent
     steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 20
-    assert set(summary["figures"]) == {
+    assert set(summary.figures) == {
         "figures/ci_per_feature.png", "figures/component_norms.png", "figures/loss_curves.png"
     }
-    for figure in summary["figures"]:
+    for figure in summary.figures:
         assert (tmp_path / figure).read_bytes().startswith(b"\x89PNG")
     state = torch.load(run.model, weights_only=True)
     assert state["components"]["linear2.V"].shape == (2, 8)
@@ -100,8 +106,8 @@ def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
         )
     )
     summary = run_decomposition(config, tmp_path, progress=False)
-    assert summary["metrics"]["user/n_modules"] == 2
-    assert "figures/user_blank.png" in summary["figures"]
+    assert summary.metrics["user/n_modules"] == 2
+    assert "figures/user_blank.png" in summary.figures
     offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     history = list(offline_runs[0].glob("*.wandb"))
@@ -145,7 +151,7 @@ def test_no_resume_removes_the_previous_run_of_another_config(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     other = Config.model_validate(tms_config_dict(steps=4, seed=3))
     summary = run_decomposition(other, tmp_path, resume=False, progress=False)
-    assert summary["steps"] == 4
+    assert summary.steps == 4
     assert fingerprint_of(other) == RunFingerprint.model_validate_json(RunDir(tmp_path).fingerprint.read_text())
     assert (tmp_path / "notes.txt").read_text() == "mine"
 

@@ -19,6 +19,7 @@ from spd.component_model import CausalImportances, ComponentModel, ModuleMask
 from spd.config import Config
 from spd.losses import output_distance, stochastic_masks
 from spd.masks import draw_mask_noise
+from spd.metric_names import CE, CE_UNRECOVERED, KL, metric_name
 
 
 def next_token_ce(logits: Tensor, tokens: Tensor) -> Tensor:
@@ -55,10 +56,10 @@ def lm_eval_metrics(
         for variant, masks in variant_masks(model, ci, config, generator).items():
             logits = model(batch, masks=masks)
             ce[variant] = next_token_ce(logits, batch)
-            metrics[f"kl/{variant}"] = output_distance(logits.float(), target_out.float(), "kl")
+            metrics[metric_name(KL, variant)] = output_distance(logits.float(), target_out.float(), "kl")
     gap = ce["zero_masked"] - ce["target"]
     for variant, value in ce.items():
-        metrics[f"ce/{variant}"] = value
+        metrics[metric_name(CE, variant)] = value
         if variant not in ("target", "zero_masked"):
-            metrics[f"ce_unrecovered/{variant}"] = (value - ce["target"]) / gap
+            metrics[metric_name(CE_UNRECOVERED, variant)] = (value - ce["target"]) / gap
     return metrics

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli import main
-from orchestrator.sweep_dir import SweepDir
+from orchestrator.cli.main import main
+from orchestrator.state.sweep_dir import SweepDir
 from tests.orchestrator.short_sweeps import FAILING_LR, SHORT_ID_TARGET, write_sweep_file
 
 PROJECT = "spd-report-test"

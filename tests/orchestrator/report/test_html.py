@@ -6,10 +6,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.report.html import format_value, write_html_report
-from orchestrator.report.model import SearchSection, read_sweep_report
-from orchestrator.sweep_dir import JobState, SweepDir
+from orchestrator.report.model import read_sweep_report
+from orchestrator.search.results import SearchResults
+from orchestrator.state.sweep_dir import JobState, SweepDir
 from tests.orchestrator.report.conftest import FinishedSweep, summary_of
 from tests.orchestrator.report.html_page import ReportPage
 from tests.orchestrator.short_sweeps import DIVERGED, write_sweep_file
@@ -147,7 +148,7 @@ def test_the_search_section_renders_only_for_a_search(
 ) -> None:
     sweep = finished_sweep.sweep
     plot = sweep.report / "tms_5-2_losses.png"  # any PNG stands in for a search plot
-    search = SearchSection(plots=[plot], best_configs={"best trial 3": "C:\n  linear1: 5\n"})
+    search = SearchResults(plots=[plot], best_configs={"best trial 3": "C:\n  linear1: 5\n"})
 
     index = write_html_report(read_sweep_report(sweep, search=search), tmp_path)
 

@@ -11,10 +11,10 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from wandb_workspaces import expr
 
-from orchestrator.report.cli import create_report
+from orchestrator.cli.report import create_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.report.wandb_report import build_wandb_views, publish_wandb_report
-from orchestrator.sweep_dir import JobState, SweepDir
+from orchestrator.state.sweep_dir import JobState, SweepDir
 from tests.orchestrator.report.conftest import PROJECT, FinishedSweep
 from tests.orchestrator.report.wandb_records import OfflineRun, read_offline_run
 from tests.orchestrator.short_sweeps import DIVERGED

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from spd.config import Config
+from spd.metric_names import metric_name_problem
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.train import Trainer
@@ -27,15 +28,16 @@ def test_short_decomposition_has_finite_metrics_and_learns(architecture, lm_conf
     summary = run_decomposition(config, tmp_path, progress=False)
 
     n_modules = {"llama": 8, "gpt2": 5}[architecture]
-    assert len(summary["modules"]) == n_modules
-    metrics = summary["metrics"]
+    assert len(summary.modules) == n_modules
+    metrics = summary.metrics
     assert all(math.isfinite(value) for value in metrics.values())
     for variant in ("ci_masked", "stochastic_masked", "unmasked", "zero_masked"):
         assert metrics[f"kl/{variant}"] >= 0
     assert metrics["kl/zero_masked"] > metrics["kl/unmasked"]
     assert metrics["ce/target"] > 0
-    for module in summary["modules"].values():
-        assert 0 <= module["ci_l0"] <= module["C"] and 0 <= module["alive"] <= module["C"]
+    assert all(metric_name_problem(name, config, summary.modules) is None for name in metrics)
+    for module in summary.modules.values():
+        assert 0 <= module.ci_l0 <= module.C and 0 <= module.alive <= module.C
 
     rows = [json.loads(line) for line in RunDir(tmp_path).metrics.read_text().splitlines()]
     train = [row["loss/total"] for row in rows if "loss/total" in row]

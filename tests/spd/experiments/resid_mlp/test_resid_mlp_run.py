@@ -22,7 +22,7 @@ def test_small_resid_mlp_decomposes_end_to_end(tmp_path):
     config = Config.model_validate(small_resid_mlp_config())
     summary = run_decomposition(config, tmp_path, progress=False)
     run = RunDir(tmp_path)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     assert json.loads(run.modules.read_text()) == {
         path: {"pattern": f"layers.*.{path.split('.')[-1]}", "C": 30 if path.endswith("in") else 12}
         for path in MODULES
@@ -37,12 +37,12 @@ def test_small_resid_mlp_decomposes_end_to_end(tmp_path):
         assert len(values) == 12 and all(math.isfinite(v) for v in values), name
         first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
         assert last < first, (name, values)
-    metrics = summary["metrics"]
+    metrics = summary.metrics
     for path in MODULES:
         assert 0 <= metrics[f"alive/{path}"] <= (30 if path.endswith("in") else 12)
         assert f"target_ci_error/{path}" in metrics and f"ci_l0/{path}" in metrics
     assert metrics["target_ci_error/total"] == sum(metrics[f"target_ci_error/{p}"] for p in MODULES)
-    assert set(summary["figures"]) == {
+    assert set(summary.figures) == {
         "figures/ci_per_feature.png",
         "figures/component_norms.png",
         "figures/loss_curves.png",

@@ -22,7 +22,7 @@ of the 100 features without a component of their own."""
 def test_resid_mlp1_decomposes_one_component_per_feature(seed, tmp_path):
     config = load_config("resid_mlp1", [*SCHEDULE, f"seed={seed}"])
     summary = run_decomposition(config, tmp_path, progress=False)
-    mlp_in, mlp_out = summary["modules"]["layers.0.mlp_in"], summary["modules"]["layers.0.mlp_out"]
-    assert mlp_in["alive"] == 100, mlp_in
-    assert mlp_in["target_ci_error"] == 0, mlp_in
-    assert mlp_out["target_ci_error"] == 0, mlp_out
+    mlp_in, mlp_out = summary.modules["layers.0.mlp_in"], summary.modules["layers.0.mlp_out"]
+    assert mlp_in.alive == 100, mlp_in
+    assert mlp_in.target_ci_error == 0, mlp_in
+    assert mlp_out.target_ci_error == 0, mlp_out

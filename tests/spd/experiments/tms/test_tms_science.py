@@ -10,6 +10,7 @@ import pytest
 
 from spd.config_loading import load_config
 from spd.run import run_decomposition
+from spd.run_summary import RunSummary
 
 SHORT_SCHEDULE = [
     "steps=3000",
@@ -20,13 +21,13 @@ SHORT_SCHEDULE = [
 ]
 
 
-def assert_decomposed(summary: dict, n_features: int, modules: list[str]) -> None:
+def assert_decomposed(summary: RunSummary, n_features: int, modules: list[str]) -> None:
     for module in modules:
-        result = summary["modules"][module]
-        assert result["alive"] == n_features, (module, result)
-        assert result["target_ci_error"] == 0, (module, result)
-        assert result["mmcs"] > 0.99, (module, result)
-        assert 0.95 <= result["ml2r"] <= 1.05, (module, result)
+        result = summary.modules[module]
+        assert result.alive == n_features, (module, result)
+        assert result.target_ci_error == 0, (module, result)
+        assert result.mmcs > 0.99, (module, result)
+        assert 0.95 <= result.ml2r <= 1.05, (module, result)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_short_tms_5_2_decomposes_with_different_c_per_module(tmp_path):
         ],
     )
     summary = run_decomposition(config, tmp_path, progress=False)
-    assert (summary["modules"]["linear1"]["C"], summary["modules"]["linear2"]["C"]) == (10, 30)
+    assert (summary.modules["linear1"].C, summary.modules["linear2"].C) == (10, 30)
     assert_decomposed(summary, 5, ["linear1", "linear2"])
 
 
@@ -63,5 +64,5 @@ def test_default_tms_5_2_decomposes(tmp_path):
 def test_default_tms_5_2_id_decomposes(tmp_path):
     summary = run_decomposition(load_config("tms_5-2-id"), tmp_path, progress=False)
     assert_decomposed(summary, 5, ["linear1", "linear2"])
-    assert summary["modules"]["hidden_layers.0"]["alive"] == 2
-    assert summary["modules"]["hidden_layers.0"]["target_ci_error"] == 0
+    assert summary.modules["hidden_layers.0"].alive == 2
+    assert summary.modules["hidden_layers.0"].target_ci_error == 0

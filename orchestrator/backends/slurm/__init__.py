@@ -1,0 +1,1 @@
+"""SLURM job arrays: render.py (scripts from templates/), backend.py (sbatch, array chunks)."""

@@ -1,0 +1,97 @@
+"""The one place that uses submitit's internals (tested with the version pyproject pins).
+
+submitit's public executors write their own scripts, so the SLURM backend renders its own and
+reuses submitit's job protocol underneath: a call pickled as a `DelayedSubmission` into the
+job's folder, run in the job by submitit's runner (`process_job`), which handles USR2
+(checkpoint and requeue) and writes a result pickle. An array task first moves its call, staged
+before sbatch, to where the runner looks for it (`run_array_task`). The file names of that
+protocol, the pickle format, the runner and the sacct watcher are internal to submitit;
+everything else in the orchestrator goes through the functions here.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from submitit import JobEnvironment
+from submitit.core.submission import process_job
+from submitit.core.utils import DelayedSubmission, JobPaths, cloudpickle_dump, pickle_load
+from submitit.slurm.slurm import SlurmInfoWatcher
+
+ARRAY_TASK_LOG = "%A_%a_0_log.out"
+"""An array task's log as submitit names it (`JobPaths.stdout`, task 0), as a SLURM pattern."""
+
+Outcome = tuple[str, Any]
+"""What a finished job left: ('success', its return value) or ('error', the traceback text)."""
+
+
+def _paths(folder: Path, job_id: str) -> JobPaths:
+    return JobPaths(folder, job_id=job_id, task_id=0)
+
+
+def dump_submission(call: Any, path: Path, timeout_min: int, max_requeues: int) -> None:
+    """Pickle `call` as submitit's job runner expects it; it is requeued on a time limit at
+    most `max_requeues` times."""
+    delayed = DelayedSubmission(call)
+    delayed.set_timeout(timeout_min, max_requeues)
+    delayed.dump(path)
+
+
+def submitted_pickle(folder: Path, job_id: str) -> Path:
+    """Where the runner of job `job_id` (`<array id>_<task>` for array tasks) finds its call."""
+    return _paths(folder, job_id).submitted_pickle
+
+
+def staged_call(staging: Path, task_index: int) -> Path:
+    """Where an array's task `task_index` finds its call, pickled (dump_submission) before
+    sbatch, when the array's id is not known yet."""
+    return staging / f"{task_index}.pkl"
+
+
+def run_array_task(folder: Path, staging: Path) -> None:
+    """Run this SLURM array task (in the task, with SUBMITIT_EXECUTOR=slurm): move its staged
+    call to where the runner looks for it, then run the runner on `folder`. A requeued task
+    finds the runner's pickle in place (the call, or a checkpoint of it) and keeps it."""
+    environment = JobEnvironment()
+    task_index = environment.array_task_id
+    assert task_index is not None, "not a SLURM array task"
+    expected = submitted_pickle(folder, environment.job_id)
+    if not expected.exists():
+        staged_call(staging, int(task_index)).rename(expected)
+    process_job(folder)
+
+
+def job_log(folder: Path, job_id: str) -> Path:
+    return _paths(folder, job_id).stdout
+
+
+def result_pickle(folder: Path, job_id: str) -> Path:
+    return _paths(folder, job_id).result_pickle
+
+
+def read_outcome(folder: Path, job_id: str) -> Outcome | None:
+    """The job's outcome once the runner wrote it; None before (or while it is being written)."""
+    path = result_pickle(folder, job_id)
+    if not path.exists():
+        return None
+    try:
+        return pickle_load(path)
+    except (EOFError, OSError):
+        return None
+
+
+def write_outcome(folder: Path, job_id: str, outcome: Outcome) -> None:
+    """Write an outcome as the runner would (tests of state tracking use it)."""
+    path = result_pickle(folder, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cloudpickle_dump(outcome, path)
+
+
+def sacct_states(job_ids: list[str]) -> dict[str, str]:
+    """{job id: sacct state} in one sacct call, through submitit's watcher."""
+    if not job_ids:
+        return {}
+    watcher = SlurmInfoWatcher()
+    for job_id in job_ids:
+        watcher.register_job(job_id)
+    watcher.update()
+    return {job_id: watcher.get_state(job_id, mode="cache") for job_id in job_ids}

@@ -1,0 +1,189 @@
+"""Job states: read from the run directories, submitit's result files and the scheduler.
+
+- a run directory with summary.json: completed (nothing else is consulted);
+- submitit's result file holds an error: failed, with the exception's last line;
+- otherwise the scheduler says: SLURM through sacct (submitit's watcher), a local job through
+  its process. A local job whose process is gone without a result was interrupted: cancelled.
+  A SLURM job left `submitting` by an interrupted submission gets its array once squeue or sacct
+  show it, or is cancelled if it never reached SLURM (orchestrator.backends.slurm.submissions).
+Finished states (completed, failed, cancelled) are final for an attempt and not asked again.
+"""
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from tqdm import tqdm
+
+from orchestrator.backends import submitit_adapter
+from orchestrator.backends.base import Backend
+from orchestrator.backends.slurm.submissions import settle_interrupted
+from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
+
+FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+SLURM_QUEUED = frozenset(
+    {
+        "PENDING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "CONFIGURING",
+        "RESIZING",
+        "SUSPENDED",
+        "PREEMPTED",
+        "UNKNOWN",
+    }
+)
+"""UNKNOWN: not in sacct yet (just submitted). PREEMPTED: about to be requeued."""
+SLURM_RUNNING = frozenset({"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "STOPPED"})
+
+
+def refresh(sweep: SweepDir, manifest: Manifest) -> list[JobRecord]:
+    """Bring every unfinished job's state up to date; returns the jobs whose state changed."""
+    unfinished = [r for r in manifest.jobs if r.state not in FINISHED]
+    before = [(r.state, r.error, r.slurm_job_id) for r in unfinished]
+    settle_interrupted(sweep, unfinished)
+    slurm_states = submitit_adapter.sacct_states(
+        [r.slurm_job_id for r in unfinished if r.backend == "slurm" and r.slurm_job_id]
+    )
+    changed = []
+    for record, previous in zip(unfinished, before, strict=True):
+        record.state, record.error = observed_state(sweep, record, slurm_states)
+        if (record.state, record.error, record.slurm_job_id) != previous:
+            changed.append(record)
+    return changed
+
+
+def observed_state(
+    sweep: SweepDir, record: JobRecord, slurm_states: dict[str, str]
+) -> tuple[JobState, str | None]:
+    if sweep.run_dir(record.job_id).is_complete():
+        return JobState.COMPLETED, None
+    if record.scheduler_id is None or record.log_path is None:
+        return record.state, record.error  # not started: pending (or queued locally)
+    outcome = read_outcome(sweep, record)
+    if outcome is not None and outcome[0] == "error":
+        return JobState.FAILED, last_line(str(outcome[1]))
+    if outcome is not None and record.run_dir is None:
+        return JobState.COMPLETED, None  # a search agent: done when its process returned
+    if record.backend == "local":
+        if process_alive(int(record.scheduler_id)):
+            return JobState.RUNNING, None
+        return JobState.CANCELLED, "the process ended without a result (interrupted?)"
+    return slurm_state(slurm_states.get(record.scheduler_id, "UNKNOWN"))
+
+
+def slurm_state(sacct_state: str) -> tuple[JobState, str | None]:
+    state = sacct_state.split()[0] if sacct_state.strip() else "UNKNOWN"  # "CANCELLED by 0"
+    if state in SLURM_QUEUED:
+        return JobState.SUBMITTED, None
+    if state in SLURM_RUNNING:
+        return JobState.RUNNING, None
+    if state == "CANCELLED":
+        return JobState.CANCELLED, "cancelled in SLURM"
+    if state == "COMPLETED":
+        return JobState.FAILED, "SLURM says COMPLETED but the run wrote no summary.json"
+    return JobState.FAILED, f"SLURM state {state}"
+
+
+def read_outcome(sweep: SweepDir, record: JobRecord) -> submitit_adapter.Outcome | None:
+    """The outcome of the record's last attempt, once written (its folder holds the log)."""
+    assert record.log_path is not None and record.scheduler_id is not None
+    folder = (sweep.path / record.log_path).parent
+    return submitit_adapter.read_outcome(folder, record.scheduler_id)
+
+
+def last_line(traceback_text: str) -> str:
+    lines = [line for line in traceback_text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "failed (no traceback)"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
+def state_counts(manifest: Manifest) -> Counter[JobState]:
+    return Counter(record.state for record in manifest.jobs)
+
+
+def progress_text(counts: Counter[JobState]) -> str:
+    queued = counts[JobState.PENDING] + counts[JobState.SUBMITTING] + counts[JobState.SUBMITTED]
+    text = (
+        f"queued {queued}, running {counts[JobState.RUNNING]}, "
+        f"done {counts[JobState.COMPLETED]}, failed {counts[JobState.FAILED]}"
+    )
+    return text + (
+        f", cancelled {counts[JobState.CANCELLED]}" if counts[JobState.CANCELLED] else ""
+    )
+
+
+def failure_text(sweep: SweepDir, record: JobRecord) -> str:
+    log = f"\n    log: {sweep.path / record.log_path}" if record.log_path else ""
+    return f"{record.state.value.upper()} {record.name} [{record.job_id}]: {record.error}{log}"
+
+
+def wait_for_jobs(
+    sweep: SweepDir,
+    manifest: Manifest,
+    backend: Backend,
+    poll_interval_s: float,
+    echo: Callable[[str], None] = tqdm.write,
+) -> Manifest:
+    """Follow the jobs until every one finished, with a progress bar; failed jobs are reported
+    (with their log) as they fail while the others go on. The manifest is saved on each change."""
+    bar = tqdm(total=len(manifest.jobs), desc=sweep.sweep_id, unit="job", dynamic_ncols=True)
+    try:
+        while True:
+            backend.advance(sweep)
+            changed = refresh(sweep, manifest)
+            if changed:
+                sweep.write_manifest(manifest)
+            for record in changed:
+                if record.state in (JobState.FAILED, JobState.CANCELLED):
+                    echo(failure_text(sweep, record))
+            counts = state_counts(manifest)
+            bar.n = sum(counts[state] for state in FINISHED)
+            bar.set_postfix_str(progress_text(counts), refresh=True)
+            if bar.n == len(manifest.jobs):
+                return manifest
+            time.sleep(poll_interval_s)
+    finally:
+        bar.close()
+
+
+def status_table(sweep: SweepDir, manifest: Manifest) -> str:
+    """One line per job: id, name, state, attempts, scheduler id, then its summary or its log."""
+    header = ("JOB", "NAME", "STATE", "TRIES", "SCHEDULER ID", "SUMMARY / LOG")
+    rows = []
+    for record in manifest.jobs:
+        run_dir = sweep.run_dir(record.job_id)
+        where = (
+            run_dir.summary
+            if record.state == JobState.COMPLETED
+            else (sweep.path / record.log_path if record.log_path else "")
+        )
+        rows.append(
+            (
+                record.job_id,
+                record.name,
+                record.state.value,
+                str(record.attempts),
+                record.scheduler_id or "",
+                str(where),
+            )
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row, record in zip([header, *rows], [None, *manifest.jobs], strict=True):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        if record is not None and record.error and record.state != JobState.COMPLETED:
+            lines.append(f"    {record.error}")
+    return "\n".join(lines)
