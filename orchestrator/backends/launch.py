@@ -74,9 +74,10 @@ def submit_and_follow(
     poll_interval_s: float,
     echo: Callable[[str], None],
 ) -> Manifest:
-    """Record how the sweep (or search) was launched, snapshot the code once, submit `calls`,
+    """Record how the sweep (or search) was launched (the meta's history), snapshot the code once, submit `calls`,
     and (with `wait`) follow the jobs to the end; Ctrl-C says how to continue."""
-    sweep.write_meta(sweep.read_meta().model_copy(update={"launch": settings}))
+    meta = sweep.read_meta()
+    sweep.write_meta(meta.model_copy(update={"launches": [*meta.launches, settings]}))
     if calls:
         if not sweep.code.exists():
             version = code_version()

@@ -4,6 +4,7 @@ built once from click's arguments, and the `SWEEP` argument the subcommands shar
 Nothing here imports more than click: `spd-sweep --help` loads this module.
 """
 
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,8 @@ class SweepOptions:
     report_title: str | None
     on_command_line: frozenset[str]
     """The parameters given on the command line, as opposed to their defaults."""
+    command: tuple[str, ...]
+    """The command as typed, which the sweep records with each launch."""
 
     @classmethod
     def from_click(cls, ctx: click.Context, params: dict[str, Any]) -> "SweepOptions":
@@ -78,7 +81,12 @@ class SweepOptions:
         on_command_line = frozenset(
             name for name in params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
         )
-        return cls(**others, resources=resources, on_command_line=on_command_line)
+        return cls(
+            **others,
+            resources=resources,
+            on_command_line=on_command_line,
+            command=("spd-sweep", *sys.argv[1:]),
+        )
 
     def given(self, *names: str) -> list[str]:
         """Those of the parameters `names` that were given on the command line, in that order."""
@@ -86,8 +94,7 @@ class SweepOptions:
 
 
 def open_sweep_argument(ctx: click.Context, param: click.Parameter, sweep_ref: str) -> "SweepDir":
-    # Imported here: the sweep directory's module loads torch (spd.atomic_io), which `--help`
-    # does not need.
+    # Imported here: `--help` does not need the sweep directory's module and its pydantic models.
     from orchestrator.state.sweep_dir import open_sweep
 
     try:

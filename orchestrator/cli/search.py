@@ -100,7 +100,7 @@ def run_search(
         search_path.stem,
         options.job_suffix,
         n_agents,
-        ["spd-sweep", *sys.argv[1:]],
+        list(options.command),
         options.project,
     )
     launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)

@@ -26,7 +26,14 @@ from orchestrator.backends.track import progress_text, refresh, state_counts, st
 from orchestrator.cli.options import DEFAULT_SWEEP, SweepOptions
 from orchestrator.cli.report import create_report
 from orchestrator.state.definition import SweepDefinition, sweep_dir_of, write_sweep
-from orchestrator.state.sweep_dir import JobState, LaunchSettings, Manifest, SweepDir, open_sweep
+from orchestrator.state.sweep_dir import (
+    JobState,
+    LaunchSettings,
+    Manifest,
+    SweepDir,
+    now,
+    open_sweep,
+)
 from orchestrator.sweep.expand import expand_jobs
 from orchestrator.sweep.file import SweepFile, SweepFileError, load_sweep_file
 from orchestrator.sweep.resources import (
@@ -255,7 +262,7 @@ def new_sweep(
         kind="evaluation" if sweep_path is None else "grid",
         label=label,
         jobs=jobs,
-        command=["spd-sweep", *sys.argv[1:]],
+        command=list(options.command),
         sweep_file=sweep_path,
         job_suffix=options.job_suffix,
         project=options.project,
@@ -278,6 +285,7 @@ def launch_settings(options: SweepOptions, experiments: list[str], label: str) -
         n_agents=options.n_agents,
         template=options.template,
         job_name="-".join(["spd", label] + ([suffix] if suffix else [])),
+        command=list(options.command),
         resources=resources_from(
             resources.slurm_fields()
             | {
@@ -321,8 +329,9 @@ def resume_sweep(
 
 
 def launch_updates(options: SweepOptions, stored: LaunchSettings) -> dict[str, Any]:
-    """The LaunchSettings fields that the options given on this command line change."""
-    updates: dict[str, Any] = {}
+    """The LaunchSettings fields that the options given on this command line change, and the
+    command and time of this launch."""
+    updates: dict[str, Any] = {"command": list(options.command), "started": now()}
     if options.given("local"):
         updates["backend"] = "local"
     if options.given("n_agents"):

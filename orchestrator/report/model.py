@@ -235,7 +235,7 @@ def read_sweep_report(
         kind=meta.kind,
         title=title or meta.title or f"SPD {meta.kind} {meta.sweep_id}",
         code_version=meta.code_version,
-        command=shlex.join(meta.command),
+        command=shlex.join(meta.last_command),
         created=meta.created,
         project=meta.project,
         experiments=experiments,

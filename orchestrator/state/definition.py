@@ -72,16 +72,32 @@ def write_sweep(definition: SweepDefinition) -> tuple[SweepDir, Manifest]:
         config = job.config.model_copy(
             update={"wandb_run_name": job.name, "wandb_tags": [sweep_id, job.experiment]}
         )
-        atomic_write_text(sweep.config_path(job.job_id), config_to_yaml(config, dumper))
+        write_config(sweep.config_path(job.job_id), config_to_yaml(config, dumper))
         record = previous.get(job.job_id) or JobRecord(
             job_id=job.job_id,
             name=job.name,
             experiment=job.experiment,
         )
         record.name, record.params = job.name, job.params
-        record.config_path = sweep.relative(sweep.config_path(job.job_id))
-        record.run_dir = sweep.relative(sweep.run_dir(job.job_id).path)
+        record.config_path = sweep.relative_config_path(job.job_id)
+        record.run_dir = sweep.relative_run_dir(job.job_id)
         records.append(record)
     manifest = Manifest(jobs=records)
     sweep.write_manifest(manifest)
     return sweep, manifest
+
+
+def write_config(path: Path, text: str) -> None:
+    """A job's config file, unless it already holds `text` (a re-run of the sweep). A new file
+    is written in place: no job reads it before the sweep is written and submitted, and a file
+    cut short by a kill differs from `text`, so the next run replaces it, atomically, as it
+    replaces any existing file that a running job may be reading."""
+    try:
+        with path.open("x") as file:
+            file.write(text)
+    except FileNotFoundError:  # the first config of the sweep
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_config(path, text)
+    except FileExistsError:
+        if path.read_text() != text:
+            atomic_write_text(path, text)

@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.sweep.resources import SlurmResources
 from spd.atomic_io import atomic_write_text
@@ -77,16 +77,23 @@ class JobRecord(BaseModel):
         return self.slurm_job_id if self.backend == "slurm" else self.local_job_id
 
 
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 class LaunchSettings(BaseModel):
-    """How the sweep's jobs were last submitted; `spd-sweep --resume` submits the same way."""
+    """How one command submitted the sweep's jobs; `spd-sweep --resume` submits as the last one
+    did (with the options it is given replacing these)."""
 
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["slurm", "local"]
     n_agents: int | None = Field(None, description="Most jobs running at once; None: no cap.")
-    template: str = Field(description="sbatch template (name in slurm_templates/ or path).")
+    template: str = Field(description="sbatch template (a packaged one's name, or a path).")
     job_name: str = Field(description="SLURM job name of the sweep's arrays.")
     resources: SlurmResources = Field(default_factory=SlurmResources)
+    command: list[str] = Field(default_factory=list, description="The command that launched.")
+    started: str = Field(default_factory=now)
 
 
 class SweepMeta(BaseModel):
@@ -96,10 +103,32 @@ class SweepMeta(BaseModel):
     kind: Literal["evaluation", "grid", "optuna"]
     command: list[str]
     code_version: str = Field(description="git commit (with '-dirty' when modified) or 'unknown'.")
-    created: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    created: str = Field(default_factory=now)
     title: str | None = None
     project: str | None = Field(None, description="W&B project the runs log to.")
-    launch: LaunchSettings | None = None
+    launches: list[LaunchSettings] = Field(
+        default_factory=list, description="Every command that submitted jobs, oldest first."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_launch_of_older_sweeps(cls, data: Any) -> Any:
+        """Sweeps written before the history kept only their last launch, as `launch`."""
+        if isinstance(data, dict) and "launch" in data:
+            data = dict(data)
+            last = data.pop("launch")
+            data.setdefault("launches", [last] if last is not None else [])
+        return data
+
+    @property
+    def launch(self) -> LaunchSettings | None:
+        """How the jobs were last submitted."""
+        return self.launches[-1] if self.launches else None
+
+    @property
+    def last_command(self) -> list[str]:
+        """The last command that submitted jobs, else the one that created the sweep."""
+        return self.launch.command if self.launch and self.launch.command else self.command
 
 
 class Manifest(BaseModel):
@@ -150,7 +179,7 @@ class SweepDir:
 
     @property
     def configs(self) -> Path:
-        return self.path / "configs"
+        return self.config_path("_").parent
 
     @property
     def scripts(self) -> Path:
@@ -169,10 +198,20 @@ class SweepDir:
         return self.path / "report"
 
     def config_path(self, job_id: str) -> Path:
-        return self.configs / f"{job_id}.yaml"
+        return self.path / self.relative_config_path(job_id)
 
     def run_dir(self, job_id: str) -> RunDir:
-        return RunDir(self.path / "runs" / job_id)
+        return RunDir(self.path / self.relative_run_dir(job_id))
+
+    # Relative paths as plain strings: a 10,000-job sweep records two per job, and pathlib's
+    # parsing was a good part of writing it.
+    @staticmethod
+    def relative_config_path(job_id: str) -> str:
+        return f"configs/{job_id}.yaml"
+
+    @staticmethod
+    def relative_run_dir(job_id: str) -> str:
+        return f"runs/{job_id}"
 
     def relative(self, path: Path) -> str:
         """A path inside the sweep directory as the manifest records it."""

@@ -2,8 +2,10 @@
 and manifest as on SLURM."""
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
@@ -12,7 +14,9 @@ from tests.orchestrator.short_sweeps import DIVERGED, FAILING_LR, SHORT_RUN, wri
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["spd-sweep", *args])  # the sweep records its command line
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
@@ -75,3 +79,12 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
         summary_mtime,
     )
     assert sweep.read_meta().launch.backend == "local"
+    # Each command that submitted is in the history (a dry run would not be); the report shows
+    # the last one.
+    resume = ["--resume", sweep.sweep_id, "--retry-failed", "--poll-interval", "0.5",
+              "--no-create_report"]  # fmt: skip
+    meta = sweep.read_meta()
+    assert [launch.command for launch in meta.launches] == [
+        ["spd-sweep", *command], ["spd-sweep", *command], ["spd-sweep", *resume]
+    ]  # fmt: skip
+    assert meta.last_command == ["spd-sweep", *resume]

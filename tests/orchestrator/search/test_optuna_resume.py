@@ -34,7 +34,7 @@ def finished_search(tmp_path: Path, n_trials: int) -> SweepDir:
         experiment="tms_5-2", search=search_file(data), overrides=CPU, n_trials=n_trials
     )
     sweep, _ = write_search_sweep(spec, path, "search", None, 1, ["spd-sweep", "--optuna", "x"])
-    sweep.write_meta(sweep.read_meta().model_copy(update={"launch": LOCAL}))
+    sweep.write_meta(sweep.read_meta().model_copy(update={"launches": [LOCAL]}))
     study = study_of(sweep, spec)
     for i in range(n_trials):
         study.add_trial(create_trial(values=[0.1 * (i + 1), 10.0 - i]))
