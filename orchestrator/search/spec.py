@@ -24,14 +24,13 @@ from typing import Annotated, Any, Literal
 import optuna
 from pydantic import Field, ValidationError, model_validator
 
-from orchestrator.sweep.file import SweepFileError, flatten_section, format_errors
+from orchestrator.sweep.file import SweepFileError, flatten_section, load_file_model
 from orchestrator.sweep.params import PATTERN_C_KEYS, ConfigKey, ParamKey, PatternC, apply_params
 from spd.config import Config
 from spd.config_loading import (
     ConfigError,
     error_message,
     load_raw_config,
-    read_yaml_file,
     validate_config,
 )
 from spd.metric_names import metric_name_problem
@@ -235,14 +234,7 @@ class SearchFileError(SweepFileError):
 
 
 def load_search_file(path: Path) -> SearchFile:
-    try:
-        data = read_yaml_file(path, "search file")
-    except ConfigError as e:
-        raise SearchFileError(str(e)) from None
-    try:
-        return SearchFile.model_validate(data if data is not None else {})
-    except ValidationError as e:
-        raise SearchFileError(f"search file {path}:\n{format_errors(e)}") from None
+    return load_file_model(path, SearchFile, "search file", SearchFileError)
 
 
 def trial_config(

@@ -10,7 +10,7 @@ error rather than one spelling silently winning.
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -84,14 +84,25 @@ class SweepFile(StrictModel):
 
 
 def load_sweep_file(path: Path) -> SweepFile:
+    return load_file_model(path, SweepFile, "sweep file", SweepFileError)
+
+
+FileModel = TypeVar("FileModel", bound=StrictModel)
+
+
+def load_file_model(
+    path: Path, model: type[FileModel], what: str, error: type[SweepFileError]
+) -> FileModel:
+    """The YAML file `path` as `model`, or `error` saying what is wrong with it (`what`: how the
+    user knows the file, "sweep file" ...)."""
     try:
-        data = read_yaml_file(path, "sweep file")
+        data = read_yaml_file(path, what)
     except ConfigError as e:
-        raise SweepFileError(str(e)) from None
+        raise error(str(e)) from None
     try:
-        return SweepFile.model_validate(data if data is not None else {})
+        return model.model_validate(data if data is not None else {})
     except ValidationError as e:
-        raise SweepFileError(f"sweep file {path}:\n{format_errors(e)}") from None
+        raise error(f"{what} {path}:\n{format_errors(e)}") from None
 
 
 def format_errors(error: ValidationError) -> str:
