@@ -2,7 +2,8 @@
 
     <runs root>/sweeps/<sweep id>/
         sweep.yaml        the sweep (or Optuna search) file as given; absent for evaluation runs
-        meta.json         SweepMeta: id, kind, command, code version, creation time, title
+        meta.json         SweepMeta: id, kind, creating command, code version, creation time,
+                          title, and every launch (its command, time and settings)
         manifest.json     Manifest: every job, its params, state, attempts, SLURM id, paths
         code/             snapshot of the packages the jobs run (code as of submission)
         configs/<job>.yaml  each job's resolved, validated config
@@ -14,7 +15,8 @@
         study.journal     Optuna journal storage (kind "optuna")
         report/           the HTML report (index.html and its PNGs)
 
-A job is completed exactly when its run directory holds summary.json; the manifest's state is the
+A job is completed exactly when its run directory holds summary.json (a search agent, which has
+no run directory, when its process returned); the manifest's state is the
 orchestrator's record of everything else (submitted, running, failed, with the error and log).
 All writes are atomic (write a temp file, rename over).
 """
@@ -38,7 +40,7 @@ class JobState(StrEnum):
     SUBMITTING = "submitting"  # SLURM: its array's sbatch is under way, or was interrupted
     SUBMITTED = "submitted"  # handed to SLURM or the local pool
     RUNNING = "running"
-    COMPLETED = "completed"  # its run directory has summary.json
+    COMPLETED = "completed"  # its run directory has summary.json (an agent: it returned)
     FAILED = "failed"        # raised, or SLURM reported FAILED/TIMEOUT/OOM...
     CANCELLED = "cancelled"
 
