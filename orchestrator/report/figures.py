@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from orchestrator.report.model import ExperimentReport, ordered_union
-from spd.metric_names import ALIVE, C
+from spd.metric_names import ALIVE, LOSS_PREFIX, TOTAL_LOSS, C
 
 MAX_LEGEND_RUNS = 20
 """Beyond this many runs a legend hides the curves; the run table names them instead."""
@@ -20,7 +20,7 @@ def overlaid_loss_curves(experiment: ExperimentReport) -> Figure | None:
     if not runs:
         return None
     terms = sorted(
-        ordered_union(run.loss_curves for run in runs), key=lambda t: (t != "loss/total", t)
+        ordered_union(run.loss_curves for run in runs), key=lambda t: (t != TOTAL_LOSS, t)
     )
     n_cols = min(3, len(terms))
     n_rows = -(-len(terms) // n_cols)
@@ -39,7 +39,7 @@ def overlaid_loss_curves(experiment: ExperimentReport) -> Figure | None:
                     linewidth=1.2,
                 )
         ax.set_yscale("log")
-        ax.set_title(term.removeprefix("loss/"), fontsize=10)
+        ax.set_title(term.removeprefix(LOSS_PREFIX), fontsize=10)
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(terms) :]:
         ax.set_visible(False)

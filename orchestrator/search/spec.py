@@ -13,9 +13,10 @@
     sampler: {name: tpe, seed: 0}
     pruner: {name: median}
 
-Objective and constraint metrics are names of the run summary's flat `metrics` map. The whole
-file is checked against the experiment's config before anything is submitted: patterns exist,
-ranges are ranges, and the configs at the corners of the search space validate.
+Objective and constraint metrics are names of the run summary's flat `metrics` map
+(spd.metric_names). The whole file is checked against the experiment's config before anything
+is submitted: patterns exist, ranges are ranges, the configs at the corners of the search space
+validate, and the runs will report the metrics it names.
 """
 
 from pathlib import Path
