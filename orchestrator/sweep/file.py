@@ -77,9 +77,17 @@ class SweepFile(StrictModel):
         return ([GLOBAL_SECTION] if self.global_section else []) + list(self.experiments)
 
     def params_for(self, experiment: str) -> list[Param]:
-        """The experiment's parameters: `global` merged with its own section, in file order."""
-        merged = flatten_section(self.global_section, GLOBAL_SECTION)
-        merged.update(flatten_section(self.experiments.get(experiment, {}), experiment))
+        """The experiment's parameters: `global` merged with its own section, in file order. A
+        global key that the section replaces (the same key, or one inside a key the section sets)
+        is left out: its values would be overwritten, and an axis of identical jobs remain."""
+        inherited = flatten_section(self.global_section, GLOBAL_SECTION)
+        own = flatten_section(self.experiments.get(experiment, {}), experiment)
+        merged = {
+            key: param
+            for key, param in inherited.items()
+            if not any(isinstance(o, ConfigKey) and o != key and o.replaces(key) for o in own)
+        }
+        merged.update(own)  # the same key keeps its place in the order, with the section's values
         return list(merged.values())
 
 

@@ -40,6 +40,13 @@ class ConfigKey:
         `losses.faithfulness.coeff`."""
         return other.dotted.startswith(self.dotted + ".")
 
+    def replaces(self, other: "ParamKey") -> bool:
+        """Whether setting this key overwrites what setting `other` did: a key inside it, or the
+        C of a pattern in the list it sets (`target_module_patterns` replaces `C[linear1]`)."""
+        if isinstance(other, PatternC):
+            return other.field == self.dotted or other.field.startswith(self.dotted + ".")
+        return other == self or self.contains(other)
+
 
 @dataclass(frozen=True)
 class PatternC:

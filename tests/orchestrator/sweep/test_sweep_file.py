@@ -236,3 +236,26 @@ def test_which_experiments_a_file_covers() -> None:
     assert with_global.uncovered(["tms_5-2-id", "resid_mlp3"]) == []
     assert with_global.sections() == ["global", "tms_5-2"]
     assert SweepFile.model_validate({}).uncovered(["tms_5-2"]) == ["tms_5-2"]
+
+
+@pytest.mark.parametrize(
+    ("section", "labels"),
+    [
+        ({"losses": {"faithfulness": {"values": [None]}}}, ["C[linear1]", "losses.faithfulness"]),
+        (
+            {"target_module_patterns": [["linear1", 3], ["linear2", 3]]},
+            ["losses.faithfulness.coeff", "target_module_patterns"],
+        ),
+        # The same key: the section's values, in global's place.
+        ({"losses.faithfulness.coeff": 3}, ["losses.faithfulness.coeff", "C[linear1]"]),
+    ],
+)
+def test_a_section_key_replaces_the_global_keys_inside_it(
+    tmp_path: Path, section: dict, labels: list[str]
+) -> None:
+    """Global axes that the section overwrites would leave an axis of identical jobs."""
+    path = write_sweep_file(tmp_path / "s.yaml", {
+        "global": {"losses.faithfulness.coeff": {"values": [1, 2]}, "C": {"linear1": {"values": [4, 5]}}},
+        "tms_5-2": section,
+    })  # fmt: skip
+    assert [p.label for p in load_sweep_file(path).params_for("tms_5-2")] == labels
