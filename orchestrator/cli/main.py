@@ -18,6 +18,7 @@ from orchestrator.cli.options import (
     DEFAULT_SWEEP,
     RESOURCE_OPTIONS,
     SweepOptions,
+    flag_of,
     sweep_argument,
 )
 from orchestrator.cli.report import report
@@ -33,6 +34,7 @@ Examples:
   spd-sweep --sweep --n_agents 4 --cpu                  # sweeps/default.yaml, CPU-only jobs
   spd-sweep --experiments tms_5-2 --sweep sweeps/pattern_c_tms_5-2.yaml --dry-run
   spd-sweep --sweep my.yaml --partition gpu --time 2:00:00 --sbatch constraint=a100
+  spd-sweep --sweep my.yaml --set steps=2000 --set seed=3 --dry-run  # every job
   spd-sweep status eval-3fa2b1c0                        # table of job states
   spd-sweep report eval-3fa2b1c0 --title "C sweep"      # (re)build <sweep>/report/index.html
   spd-sweep --resume eval-3fa2b1c0 --retry-failed       # resubmit what has no result
@@ -53,7 +55,7 @@ def check_option_combinations(options: SweepOptions) -> None:
     """Options that would be ignored in this combination are errors, not silently dropped."""
 
     def flags(names: tuple[str, ...]) -> str:
-        return ", ".join(f"--{name.removesuffix('_flags')}" for name in options.given(*names))
+        return ", ".join(flag_of(name) for name in options.given(*names))
 
     if options.optuna is not None and options.sweep_file is not None:
         raise click.UsageError(
@@ -101,6 +103,14 @@ def check_option_combinations(options: SweepOptions) -> None:
     help="At most this many jobs run at once (default: SLURM no cap; local: CPUs).",
 )
 @click.option("--cpu", is_flag=True, help="Jobs run on CPU and request no GPU.")
+@click.option(
+    "--set",
+    "set_values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a config key in every job (a search: in every trial), as spd-decompose --set does, "
+    "e.g. --set steps=2000. Repeatable; part of what the sweep is.",
+)
 @click.option("--job_suffix", "--job-suffix", help="Appended to run names and the SLURM job name.")
 @click.option("--project", help="W&B project the runs log to (default: no W&B).")
 @click.option("--local", is_flag=True, help="Run on this machine instead of SLURM.")

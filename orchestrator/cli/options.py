@@ -50,6 +50,7 @@ class SweepOptions:
     job_suffix: str | None
     project: str | None
     cpu: bool
+    set_values: tuple[str, ...]
     optuna: str | None
     storage: str | None
     n_trials: int | None
@@ -88,9 +89,45 @@ class SweepOptions:
             command=("spd-sweep", *sys.argv[1:]),
         )
 
+    def job_overrides(self) -> dict[str, Any]:
+        """Dotted config key -> value that every job gets, after the sweep's own values: --set,
+        --cpu (device) and --project (W&B). A key set twice is an error, not a silent winner."""
+        # Imported here: the config's parser loads pydantic models, which --help does not need.
+        from spd.config_loading import ConfigError, parse_override
+
+        overrides: dict[str, Any] = {}
+        for text in self.set_values:
+            key, value = parse_override(text)
+            if key in overrides:
+                raise ConfigError(f"--set {key} is given twice: give it once")
+            overrides[key] = value
+        implied = {"device": ("--cpu", "cpu" if self.cpu else None)}
+        implied["wandb_project"] = ("--project", self.project)
+        for key, (flag, value) in implied.items():
+            if value is None:
+                continue
+            if key in overrides:
+                raise ConfigError(f"--set {key} and {flag} both set {key}: give one")
+            overrides[key] = value
+        return overrides
+
     def given(self, *names: str) -> list[str]:
         """Those of the parameters `names` that were given on the command line, in that order."""
         return [name for name in names if name in self.on_command_line]
+
+
+FLAG_OF_PARAMETER = {
+    "sweep_file": "--sweep",
+    "set_values": "--set",
+    "sbatch_flags": "--sbatch",
+    "resume_ref": "--resume",
+}
+"""Parameters whose flag is not `--<parameter name>`."""
+
+
+def flag_of(parameter: str) -> str:
+    """How the user types the option that sets `parameter`."""
+    return FLAG_OF_PARAMETER.get(parameter, f"--{parameter}")
 
 
 def open_sweep_argument(ctx: click.Context, param: click.Parameter, sweep_ref: str) -> "SweepDir":

@@ -37,9 +37,10 @@ from orchestrator.search.results import (
     status_text,
     write_best_configs,
 )
-from orchestrator.search.spec import check_search, load_search_file
+from orchestrator.search.spec import SearchFile, check_search, load_search_file
 from orchestrator.search.study import storage_display
 from orchestrator.state.sweep_dir import JobState, LaunchSettings, Manifest, SweepDir
+from orchestrator.sweep.params import ConfigKey
 from spd.registry import EXPERIMENTS
 
 SettingsFor = Callable[[list[str], str], LaunchSettings]
@@ -80,9 +81,8 @@ def run_search(
         raise click.UsageError("--optuna needs --n_trials")
     search = load_search_file(search_path)
     experiment = pick_experiment(options.experiments, search.experiment)
-    overrides: dict[str, Any] = {"device": "cpu"} if options.cpu else {}
-    if options.project:
-        overrides["wandb_project"] = options.project
+    overrides = options.job_overrides()
+    check_not_searched(overrides, search)
     check_search(experiment, search, overrides)  # before anything is written or submitted
     spec = SearchSpec(
         experiment=experiment,
@@ -104,6 +104,22 @@ def run_search(
         options.project,
     )
     launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)
+
+
+def check_not_searched(overrides: dict[str, Any], search: SearchFile) -> None:
+    """A --set of a key the search varies would silently replace every suggestion."""
+    for dotted in overrides:
+        key = ConfigKey(dotted)
+        varied = [
+            k.label
+            for k in search.space
+            if key.replaces(k) or (isinstance(k, ConfigKey) and k.replaces(key))
+        ]
+        if varied:
+            raise click.UsageError(
+                f"--set {dotted}: the search varies {', '.join(varied)}; set it in its `fixed:` "
+                "or drop it from `search:`"
+            )
 
 
 def resume_search(

@@ -23,7 +23,7 @@ from orchestrator.backends.local import LocalBackend
 from orchestrator.backends.slurm.backend import SlurmBackend
 from orchestrator.backends.slurm.render import TemplateError, resolve_template
 from orchestrator.backends.track import progress_text, refresh, state_counts, status_table
-from orchestrator.cli.options import DEFAULT_SWEEP, SweepOptions
+from orchestrator.cli.options import DEFAULT_SWEEP, SweepOptions, flag_of
 from orchestrator.cli.report import create_report
 from orchestrator.state.definition import SweepDefinition, sweep_dir_of, write_sweep
 from orchestrator.state.sweep_dir import (
@@ -76,6 +76,7 @@ JOB_DEFINING_OPTIONS = (
     "job_suffix",
     "project",
     "cpu",
+    "set_values",
     "optuna",
     "storage",
 )
@@ -247,12 +248,8 @@ def new_sweep(
     experiments = parse_experiments(options.experiments, sweep_file, sweep_path)
     label = "eval" if sweep_path is None else sweep_path.stem
     settings = launch_settings(options, experiments, label)
-    overrides: dict[str, Any] = {"device": "cpu"} if options.cpu else {}
-    if options.project:
-        overrides["wandb_project"] = options.project
-
     jobs = validate_jobs(
-        expand_jobs(experiments, sweep_file, overrides, options.job_suffix),
+        expand_jobs(experiments, sweep_file, options.job_overrides(), options.job_suffix),
         check_device_here=settings.backend == "local",
     )
     click.echo(job_count_summary(jobs))
@@ -308,7 +305,7 @@ def resume_sweep(
     those given now replacing them. Its lock is entered into `held`."""
     fixed = options.given(*JOB_DEFINING_OPTIONS)
     if fixed:
-        flags = ", ".join("--" + name for name in fixed)
+        flags = ", ".join(flag_of(name) for name in fixed)
         raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
     sweep = open_sweep(options.resume_ref)
     held.enter_context(sweep.lock())

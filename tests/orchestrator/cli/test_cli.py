@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
@@ -252,3 +253,37 @@ def test_sweep_values_keep_their_yaml_numbers(sweep_root: Path) -> None:
     manifest = only_sweep(sweep_root).read_manifest()
     assert [r.params for r in manifest.jobs] == [{"lr": 0.001}, {"lr": 0.003}]
     assert [r.name for r in manifest.jobs] == ["tms_5-2-lr=0.001", "tms_5-2-lr=0.003"]
+
+
+def test_set_overrides_every_job_and_is_part_of_the_sweep(sweep_root: Path) -> None:
+    sweep_file = write_sweep_file(Path("s.yaml"), {"tms_5-2": {"seed": {"values": [0, 1]}}})
+    plain = run("--sweep", str(sweep_file), "--dry-run", "--cpu")
+    assert plain.exit_code == 0, plain.output
+    result = run("--sweep", str(sweep_file), "--dry-run", "--cpu", "--set", "steps=7",
+                 "--set", "losses.importance_minimality.coeff=2e-3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain_sweep, set_sweep = sorted(sweep_root.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    assert plain_sweep != set_sweep  # another config, another sweep
+    configs = [yaml.safe_load(p.read_text()) for p in SweepDir(set_sweep).configs.iterdir()]
+    assert sorted(c["seed"] for c in configs) == [0, 1]
+    assert {c["steps"] for c in configs} == {7}
+    assert {c["losses"]["importance_minimality"]["coeff"] for c in configs} == {0.002}
+    again = run("--resume", set_sweep.name, "--set", "steps=8")
+    assert again.exit_code == 2 and "it cannot change --set" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "steps"], "override 'steps' is not of the form key=value"),
+        (["--set", "steps=1", "--set", "steps=2"], "--set steps is given twice"),
+        (["--cpu", "--set", "device=cuda"], "--set device and --cpu both set device"),
+        (["--set", "stepz=3"], "stepz: unknown key"),
+    ],
+)
+def test_bad_set_values_stop_before_anything_is_written(
+    sweep_root: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["--experiments", "tms_5-2", "--dry-run", *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not sweep_root.exists() or not any(sweep_root.iterdir())

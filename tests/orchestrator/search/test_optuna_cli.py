@@ -79,3 +79,18 @@ def test_dry_run_writes_the_search_and_submits_nothing(sweep_root: Path, tmp_pat
     assert not sweep.code.exists() and not list(sweep.logs.glob("*"))
     resumed = CliRunner().invoke(main, ["--resume", sweep.sweep_id])
     assert resumed.exit_code == 2 and "was never submitted: run its command again" in resumed.output
+
+
+def test_set_applies_to_every_trial_but_not_to_what_the_search_varies(
+    sweep_root: Path, tmp_path: Path
+) -> None:
+    path = write_search(tmp_path / "q.yaml", c_search())
+    args = ["--optuna", str(path), "--n_trials", "2", *LOCAL_ARGS, "--dry-run"]
+    varied = CliRunner().invoke(main, [*args, "--set", "losses.importance_minimality.coeff=1e-3"])
+    assert varied.exit_code == 2
+    assert "the search varies losses.importance_minimality.coeff" in varied.output
+    assert not sweep_root.exists()
+    fixed = run(*args, "--set", "steps=12")
+    assert fixed.exit_code == 0, fixed.output
+    (sweep_path,) = sweep_root.iterdir()
+    assert read_spec(SweepDir(sweep_path)).overrides == {"steps": 12, "device": "cpu"}
