@@ -122,6 +122,11 @@ class Config(StrictModel):
     n_eval_steps: PositiveInt = 1
     image_freq: PositiveInt | None = None
     save_freq: PositiveInt | None = 1000
+    progress_interval_s: NonNegativeFloat = Field(
+        30.0,
+        description="Seconds between progress lines in run.log (step, loss, steps/s, ETA) and "
+        "updates of progress.json; there is one at each evaluation too.",
+    )
     target_ci_patterns: TargetCIPatterns | None = Field(
         None, description="The known CI solution of a toy model, for the target_ci_error metric."
     )

@@ -1,10 +1,11 @@
 """Which config a run directory belongs to: the fingerprint of the fields that change results.
 
 Every field of the config changes what a run computes, except those in RESULT_NEUTRAL_FIELDS:
-how often it logs, draws figures and saves checkpoints (a resumed run is bit-identical whatever
-the checkpoint cadence), its W&B names, and the user's figure callables. A run directory records
-its fingerprint (`fingerprint.json`); running another config into it is an error that names
-the keys that differ, while a change of result-neutral fields only resumes (or returns) the run.
+how often it logs, reports progress, draws figures and saves checkpoints (a resumed run is
+bit-identical whatever the checkpoint cadence), its W&B names, and the user's figure callables.
+A run directory records its fingerprint (`fingerprint.json`); running another config into it is
+an error that names the keys that differ, while a change of result-neutral fields only resumes
+(or returns) the run.
 `steps` is not neutral: the learning-rate schedule and the p annealing are fractions of it, so
 a run cannot be extended by raising it.
 """
@@ -21,6 +22,7 @@ RESULT_NEUTRAL_FIELDS = frozenset(
         "log_freq",
         "image_freq",
         "save_freq",
+        "progress_interval_s",
         "wandb_project",
         "wandb_run_name",
         "wandb_tags",

@@ -4,6 +4,7 @@ It writes the run directory (see spd.run_dir), resumes from its checkpoint when 
 returns the summary that it also writes to summary.json. A completed run is not run again.
 """
 
+import contextlib
 import logging
 import os
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from spd.atomic_io import atomic_torch_save, atomic_write_json, atomic_write_text
 from spd.component_model import ComponentModel
@@ -256,7 +258,9 @@ def _run(
             user_on_eval(step, evaluation)
 
     started = time.perf_counter()
-    evaluation = trainer.run(run_dir, metric_log, on_eval, progress)
+    # With a progress bar, log lines (progress lines among them) print above it, not through it.
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        evaluation = trainer.run(run_dir, metric_log, on_eval, progress)
     wall_time = time.perf_counter() - started
     atomic_torch_save(
         run_dir.model, {"module_to_c": model.module_to_c, **model.trainable_state_dict()}

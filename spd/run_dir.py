@@ -8,6 +8,7 @@ A run directory holds everything about one decomposition; the orchestrator and r
     checkpoint.pt     the latest training state, for --resume (written atomically)
     model.pt          the final components and CI functions
     figures/          PNG figures
+    progress.json     step, latest loss, steps/s and ETA, updated while it trains (spd.progress)
     summary.json      final metrics per module; present only once the run completed
     run.log           the run's log
     wandb/            the W&B run's files, when the config names a wandb_project
@@ -56,6 +57,10 @@ class RunDir:
         return self.path / "figures"
 
     @property
+    def progress(self) -> Path:
+        return self.path / "progress.json"
+
+    @property
     def summary(self) -> Path:
         return self.path / "summary.json"
 
@@ -70,7 +75,7 @@ class RunDir:
     def run_files(self) -> list[Path]:
         """Everything a run writes here, present or not."""
         return [self.config, self.fingerprint, self.modules, self.metrics, self.checkpoint,
-                self.model, self.figures, self.summary, self.log, self.wandb]
+                self.model, self.figures, self.progress, self.summary, self.log, self.wandb]
 
     def holds_a_run(self) -> bool:
         return any(path.exists() for path in self.run_files())

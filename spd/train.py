@@ -3,6 +3,7 @@ uninterrupted one (same seed, same data, same masks, same results)."""
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from spd.lr_schedule import lr_at
 from spd.metric_log import MetricLog
 from spd.metric_names import EVAL_PREFIX, TOTAL_LOSS
 from spd.metrics.alive_components import AliveComponentsTracker
+from spd.progress import ProgressReporter
 from spd.run_dir import RunDir
 from spd.step_batch import StepBatch, run_target
 from spd.tasks import Task
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 MASK_SEED_OFFSET = 1
 """Masks come from their own generator (seed + this), data from the seed itself."""
+BAR_LOSS_INTERVAL_S = 1.0
+"""Seconds between the progress bar's loss readings: each waits for the device once."""
 
 
 class Trainer:
@@ -165,6 +169,11 @@ class Trainer:
         if self.next_step == 0:
             self.faithfulness_warmup()
         metric_log.truncate_from(self.next_step)
+        reporter = ProgressReporter(run_dir.progress, config.steps, config.progress_interval_s)
+        # The bar's loss is read every BAR_LOSS_INTERVAL_S, never without a bar.
+        bar_loss_interval_s = BAR_LOSS_INTERVAL_S if progress else math.inf
+        bar_loss_read_s = time.monotonic()
+        loss: torch.Tensor | None = None  # the latest step's total loss, left on the device
         bar = tqdm(
             range(self.next_step, config.steps),
             initial=self.next_step,
@@ -173,20 +182,30 @@ class Trainer:
             disable=not progress,
             dynamic_ncols=True,
         )
+        if config.compile_step and self.next_step < config.steps:
+            logger.info("compiling the training step (about 30 s on first use)")
         for step in bar:
             if step % config.eval_freq == 0:
                 self.log_eval(step, metric_log, on_eval)
+                reporter.report(step, read_loss(loss))
             terms = self.train_step(step)
+            loss = terms[TOTAL_LOSS]
             if step % config.log_freq == 0:
                 self.guard.check()  # logging syncs the device anyway
-                logged = {name: float(value) for name, value in terms.items()}
-                metric_log.log(step, logged)
-                bar.set_postfix(loss=f"{logged[TOTAL_LOSS]:.3g}")
+                metric_log.log(step, {name: float(value) for name, value in terms.items()})
             self.next_step = step + 1
             if config.save_freq is not None and self.next_step % config.save_freq == 0:
                 self.save_checkpoint(run_dir)
+            if reporter.due(self.next_step):
+                self.guard.check()  # reading the loss syncs anyway; never report a nan
+                reporter.report(self.next_step, read_loss(loss))
+            if time.monotonic() - bar_loss_read_s >= bar_loss_interval_s:
+                bar.set_postfix(loss=f"{float(loss):.3g}")
+                bar_loss_read_s = time.monotonic()
         bar.close()
-        return self.log_eval(config.steps, metric_log, on_eval)
+        evaluation = self.log_eval(config.steps, metric_log, on_eval)
+        reporter.report(config.steps, read_loss(loss))
+        return evaluation
 
     def log_eval(
         self, step: int, metric_log: MetricLog, on_eval: Callable[[int, Evaluation], None]
@@ -196,3 +215,8 @@ class Trainer:
         metric_log.log(step, {EVAL_PREFIX + k: v for k, v in evaluation.metrics.items()})
         on_eval(step, evaluation)
         return evaluation
+
+
+def read_loss(loss: torch.Tensor | None) -> float | None:
+    """The loss as a number (waits for the device), or None before the first step."""
+    return None if loss is None else float(loss)

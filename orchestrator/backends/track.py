@@ -20,6 +20,7 @@ from orchestrator.backends import submitit_adapter
 from orchestrator.backends.base import Backend
 from orchestrator.backends.slurm.submissions import settle_interrupted
 from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
+from spd.progress import Progress, duration_text, read_progress
 
 FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
@@ -159,9 +160,23 @@ def wait_for_jobs(
         bar.close()
 
 
+def progress_cells(progress: Progress | None, state: JobState) -> tuple[str, str, str]:
+    """STEP, LOSS and ETA of a job; the ETA only while it runs (a stopped run's is stale)."""
+    if progress is None:
+        return "-", "-", "-"
+    loss = "-" if progress.loss is None else f"{progress.loss:.3g}"
+    eta = "-"
+    if state == JobState.RUNNING and progress.eta_s is not None:
+        eta = duration_text(progress.eta_s)
+    return f"{progress.step}/{progress.steps}", loss, eta
+
+
 def status_table(sweep: SweepDir, manifest: Manifest) -> str:
-    """One line per job: id, name, state, attempts, scheduler id, then its summary or its log."""
-    header = ("JOB", "NAME", "STATE", "TRIES", "SCHEDULER ID", "SUMMARY / LOG")
+    """One line per job: id, name, state, attempts, its run's progress (steps done, latest loss,
+    ETA; "-" before the run wrote any), scheduler id, then its summary or its log."""
+    header = (
+        "JOB", "NAME", "STATE", "TRIES", "STEP", "LOSS", "ETA", "SCHEDULER ID", "SUMMARY / LOG"
+    )
     rows = []
     for record in manifest.jobs:
         run_dir = sweep.run_dir(record.job_id)
@@ -176,6 +191,7 @@ def status_table(sweep: SweepDir, manifest: Manifest) -> str:
                 record.name,
                 record.state.value,
                 str(record.attempts),
+                *progress_cells(read_progress(run_dir.progress), record.state),
                 record.scheduler_id or "",
                 str(where),
             )

@@ -1,10 +1,18 @@
 import re
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from spd.config import Config
-from spd.config_loading import ConfigError, load_config, set_pattern_c, validate_config
+from spd.config_fingerprint import fingerprint_of
+from spd.config_loading import (
+    ConfigError,
+    config_to_yaml,
+    load_config,
+    set_pattern_c,
+    validate_config,
+)
 from spd.registry import EXPERIMENTS
 from tests.conftest import tms_config_dict
 
@@ -113,3 +121,12 @@ def test_non_finite_floats_are_rejected_naming_the_field(override, field):
 def test_validate_config_rejects_an_infinite_lr():
     with pytest.raises(ConfigError, match="lr: Input should be a finite number"):
         validate_config(tms_config_dict(lr=float("inf")))
+
+
+def test_progress_interval_round_trips_and_is_result_neutral():
+    config = load_config("tms_5-2", ["progress_interval_s=2.5"])
+    assert config.progress_interval_s == 2.5
+    assert validate_config(yaml.safe_load(config_to_yaml(config))) == config
+    assert fingerprint_of(config) == fingerprint_of(load_config("tms_5-2"))
+    with pytest.raises(ConfigError, match="progress_interval_s: Input should be greater than or equal to 0"):
+        load_config("tms_5-2", ["progress_interval_s=-1"])

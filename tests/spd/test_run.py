@@ -8,7 +8,8 @@ import yaml
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, fingerprint_of
 from spd.config_loading import ConfigError
-from spd.metric_names import metric_name_problem
+from spd.metric_names import TOTAL_LOSS, metric_name_problem
+from spd.progress import read_progress
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.run_summary import RunSummary
@@ -161,3 +162,60 @@ def test_invalid_config_writes_no_run_directory(tmp_path):
     with pytest.raises(ConfigError, match="match no module"):
         run_decomposition(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def progress_lines(run: RunDir) -> list[str]:
+    marker = "spd.progress: "
+    return [line.split(marker)[1] for line in run.log.read_text().splitlines() if marker in line]
+
+
+def test_progress_lines_and_file_at_the_interval_and_at_evaluations(tmp_path):
+    rarely = Config.model_validate(tms_config_dict(steps=20, eval_freq=10, progress_interval_s=1e9))
+    run_decomposition(rarely, tmp_path / "rarely", progress=False)
+    lines = progress_lines(RunDir(tmp_path / "rarely"))
+    assert [line.split()[1] for line in lines] == ["0/20", "10/20", "20/20"]  # the evaluations
+    assert lines[0] == "step 0/20 (0%)"
+    assert re.fullmatch(r"step 20/20 \(100%\)  loss \S+  [\d.]+ steps/s  ETA 0s", lines[-1])
+
+    always = Config.model_validate(
+        tms_config_dict(steps=20, eval_freq=10, log_freq=1, progress_interval_s=0)
+    )
+    run_decomposition(always, tmp_path / "always", progress=False)
+    run = RunDir(tmp_path / "always")
+    steps = [int(line.split()[1].split("/")[0]) for line in progress_lines(run)]
+    assert steps == [0, *range(1, 11), *range(10, 21), 20]  # after each step, and each evaluation
+    final = read_progress(run.progress)
+    assert (final.step, final.steps, final.eta_s) == (20, 20, 0.0)
+    records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    last_step = next(r for r in reversed(records) if TOTAL_LOSS in r)
+    assert (last_step["step"], last_step[TOTAL_LOSS]) == (19, final.loss)
+
+
+def test_a_resume_may_change_the_progress_interval(tmp_path, monkeypatch):
+    config = Config.model_validate(tms_config_dict(steps=20, save_freq=5))
+    monkeypatch.setattr(Trainer, "train_step", killed_at(7))
+    with pytest.raises(KeyboardInterrupt):
+        run_decomposition(config, tmp_path, progress=False)
+    assert read_progress(RunDir(tmp_path).progress).step == 0
+    monkeypatch.undo()
+    chattier = Config.model_validate(tms_config_dict(steps=20, save_freq=5, progress_interval_s=0))
+    run_decomposition(chattier, tmp_path, progress=False)
+    assert read_progress(RunDir(tmp_path).progress).step == 20
+    # The resumed process's first step is the first of its rate: a line without steps/s.
+    assert progress_lines(RunDir(tmp_path))[1].startswith("step 6/20 (30%)  loss ")
+    assert "steps/s" not in progress_lines(RunDir(tmp_path))[1]
+
+
+def test_a_compiled_step_is_announced_before_it_compiles(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # the message, not the compile
+    config = Config.model_validate(tms_config_dict(steps=2, compile_step=True))
+    run_decomposition(config, tmp_path, progress=False)
+    assert "compiling the training step (about 30 s on first use)" in RunDir(tmp_path).log.read_text()
+
+
+def test_the_progress_bar_shows_the_latest_steps_loss(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("spd.train.BAR_LOSS_INTERVAL_S", 0.0)
+    config = Config.model_validate(tms_config_dict(steps=3, log_freq=100))
+    run_decomposition(config, tmp_path, progress=True)
+    final_loss = read_progress(RunDir(tmp_path).progress).loss
+    assert f"loss={final_loss:.3g}" in capsys.readouterr().err  # step 2's: no log step but 0

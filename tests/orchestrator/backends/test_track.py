@@ -1,5 +1,6 @@
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from orchestrator.backends.base import Call
 from orchestrator.backends.launch import jobs_to_submit
 from orchestrator.backends.track import refresh, slurm_state, status_table, wait_for_jobs
 from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
+from spd.progress import Progress
 
 
 def record(job_id: str, **fields: object) -> JobRecord:
@@ -139,6 +141,9 @@ def test_status_table(tmp_path: Path) -> None:
         "NAME",
         "STATE",
         "TRIES",
+        "STEP",
+        "LOSS",
+        "ETA",
         "SCHEDULER",
         "ID",
         "SUMMARY",
@@ -150,6 +155,9 @@ def test_status_table(tmp_path: Path) -> None:
         "job-a1",
         "completed",
         "1",
+        "-",
+        "-",
+        "-",
         "7_0",
         str(sweep.run_dir("a1").summary),
     ]
@@ -158,11 +166,52 @@ def test_status_table(tmp_path: Path) -> None:
         "job-b22",
         "failed",
         "2",
+        "-",
+        "-",
+        "-",
         "8_0",
         str(sweep.path / "logs/8_0_0_log.out"),
     ]
     assert lines[3] == "    ValueError: boom"
-    assert lines[4].split() == ["c", "job-c", "pending", "0"]
+    assert lines[4].split() == ["c", "job-c", "pending", "0", "-", "-", "-"]
+
+
+def write_progress(
+    sweep: SweepDir, job_id: str, step: int, loss: float | None, eta_s: float
+) -> None:
+    run_dir = sweep.run_dir(job_id)
+    progress = Progress(
+        step=step,
+        steps=5000,
+        loss=loss,
+        steps_per_s=38.1,
+        eta_s=eta_s,
+        updated=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    progress.write(run_dir.progress)
+
+
+def test_status_table_shows_each_runs_progress(tmp_path: Path) -> None:
+    sweep = SweepDir(tmp_path / "s")
+    manifest = Manifest(
+        jobs=[
+            record("r", state=JobState.RUNNING, attempts=1, backend="local", local_job_id="41"),
+            record("f", state=JobState.FAILED, attempts=1, backend="local", local_job_id="42"),
+            record("s", state=JobState.RUNNING, attempts=1, backend="local", local_job_id="43"),
+        ]
+    )
+    write_progress(sweep, "r", 1200, 0.0123, eta_s=100.0)
+    write_progress(sweep, "f", 300, 0.5, eta_s=50.0)
+    write_progress(sweep, "s", 0, None, eta_s=9.0)
+
+    lines = status_table(sweep, manifest).splitlines()
+
+    assert lines[0].split()[3:7] == ["TRIES", "STEP", "LOSS", "ETA"]
+    running = ["r", "job-r", "running", "1", "1200/5000", "0.0123", "1m40s", "41"]
+    assert lines[1].split()[:8] == running
+    # A stopped run's ETA is stale; a run before its first step has no loss yet.
+    assert lines[2].split()[:8] == ["f", "job-f", "failed", "1", "300/5000", "0.5", "-", "42"]
+    assert lines[3].split()[:8] == ["s", "job-s", "running", "1", "0/5000", "-", "9s", "43"]
 
 
 class ScriptedBackend:
