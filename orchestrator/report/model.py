@@ -3,7 +3,8 @@
 Nothing here needs the orchestrator that launched the sweep to be alive: job states come from the
 manifest brought up to date read-only (as `spd-sweep status` does), results from each run's
 summary.json, and loss curves from metrics.jsonl, which also holds the curves of runs still going.
-Metric names are those of spd.metric_names.
+Metric names are those of spd.metric_names. A search's trials come from its Optuna study, read
+only for a search: the report of a grid sweep does not import optuna.
 """
 
 import json
@@ -17,7 +18,11 @@ from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
 from spd.metric_names import (
     ALIVE,
     CI_L0,
+    CI_MASKED_RECON,
+    EVAL_PREFIX,
     LOSS_PREFIX,
+    ML2R,
+    MMCS,
     STOCHASTIC_RECON,
     STOCHASTIC_RECON_LAYERWISE,
     TARGET_CI_ERROR,
@@ -46,7 +51,24 @@ HEADLINE_METRICS = (
 )
 """Columns of the cross-experiment summary, each shown where an experiment's runs have it."""
 
+SUCCESS_MODULE_COLUMNS = (ALIVE, C, TARGET_CI_ERROR, MMCS, ML2R)
+"""Per module of the best run, at the top of the page: did the decomposition find the components
+(alive against C, distance to the known CI pattern, match to the target weights)?"""
+SUCCESS_RUN_METRICS = (
+    metric_name(TARGET_CI_ERROR),
+    loss_name(STOCHASTIC_RECON),
+    loss_name(STOCHASTIC_RECON_LAYERWISE),
+    loss_name(CI_MASKED_RECON),
+)
+"""Whole-run values of the best run at the top of the page: CI pattern error and reconstruction."""
+SOLVED_METRIC = metric_name(TARGET_CI_ERROR)
+"""A run with this at 0 found the known CI pattern exactly; the top of the page counts them."""
+
 UNFINISHED = frozenset(JobState) - FINISHED
+SEARCH_KIND = "optuna"
+"""SweepMeta.kind of a search."""
+EVAL_LOSS_PREFIX = EVAL_PREFIX + LOSS_PREFIX
+"""How metrics.jsonl names the loss terms of an evaluation."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,8 @@ class RunReport:
     figures: list[Path]
     loss_curves: dict[str, Curve]
     """`loss/<term>` -> its training curve so far."""
+    eval_loss_curves: dict[str, Curve]
+    """`loss/<term>` -> its values at the evaluations so far."""
     logged_metrics: list[str]
     """Every metric name in metrics.jsonl: what the run logged (to W&B too, when it logs there)."""
 
@@ -128,18 +152,77 @@ class ExperimentReport:
         ]
 
     @property
+    def with_results(self) -> list[RunReport]:
+        """Completed runs with a summary: a search's agents complete without one."""
+        return [run for run in self.completed if run.metrics]
+
+    @property
     def best_by(self) -> list[str]:
-        return [
-            m
-            for m in BEST_RUN_METRICS
-            if self.completed and all(m in r.metrics for r in self.completed)
-        ]
+        runs = self.with_results
+        return [m for m in BEST_RUN_METRICS if runs and all(m in r.metrics for r in runs)]
 
     @property
     def best(self) -> RunReport | None:
-        if not self.completed:
+        if not self.with_results:
             return None
-        return min(self.completed, key=lambda run: [run.metrics[m] for m in self.best_by])
+        return min(self.with_results, key=lambda run: [run.metrics[m] for m in self.best_by])
+
+    @property
+    def success_module_columns(self) -> list[str]:
+        """The per-module success values the best run has."""
+        best = self.best
+        present = ordered_union(best.modules.values()) if best else []
+        return [column for column in SUCCESS_MODULE_COLUMNS if column in present]
+
+    @property
+    def success_run_metrics(self) -> list[str]:
+        """The whole-run success values the best run has (toy models alone know a CI pattern)."""
+        best = self.best
+        return [m for m in SUCCESS_RUN_METRICS if best and m in best.metrics]
+
+    @property
+    def n_solved(self) -> int | None:
+        """Completed runs that found the known CI pattern exactly; None where the experiment
+        does not know one."""
+        if not any(SOLVED_METRIC in run.metrics for run in self.with_results):
+            return None
+        return sum(run.metrics.get(SOLVED_METRIC) == 0 for run in self.with_results)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of a search as its table shows it."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    values: list[float] | None
+    """Objective values, in the order of the search's objectives; None until complete."""
+    pruned_step: int | None
+    """The last step it reported before it was pruned."""
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SearchTrials:
+    objectives: list[str]
+    trials: list[TrialRow]
+    best_numbers: list[int]
+    """The best trial, or the Pareto front (orchestrator.search.results.best_trials)."""
+
+    @property
+    def best(self) -> list[TrialRow]:
+        return [trial for trial in self.trials if trial.number in self.best_numbers]
+
+    @property
+    def param_names(self) -> list[str]:
+        return ordered_union(trial.params for trial in self.trials)
+
+    @property
+    def state_counts(self) -> dict[str, int]:
+        """Trial state -> number of trials, in order of first appearance."""
+        states = ordered_union({trial.state: None} for trial in self.trials)
+        return {state: sum(trial.state == state for trial in self.trials) for state in states}
 
 
 @dataclass(frozen=True)
@@ -154,6 +237,8 @@ class SweepReport:
     project: str | None
     experiments: list[ExperimentReport]
     search: "SearchResults | None" = None
+    trials: SearchTrials | None = None
+    """A search's trials (its jobs are the agents that ran them)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Job state -> number of jobs."""
 
@@ -167,10 +252,25 @@ def ordered_union(mappings: Any) -> list[str]:
     return list(dict.fromkeys(key for mapping in mappings for key in mapping))
 
 
-def read_metric_log(metrics_path: Path) -> tuple[dict[str, Curve], list[str]]:
-    """The training `loss/*` curves of metrics.jsonl and every metric name in it. A running job
-    may be mid-way through writing its last line; that line is skipped."""
-    curves: dict[str, Curve] = {}
+@dataclass(frozen=True)
+class MetricLog:
+    train_losses: dict[str, Curve]
+    eval_losses: dict[str, Curve]
+    """Keyed `loss/<term>` like the training curves, to draw them in the same panel."""
+    names: list[str]
+
+
+def append_point(curves: dict[str, Curve], key: str, step: int, value: float) -> None:
+    curve = curves.setdefault(key, Curve([], []))
+    curve.steps.append(step)
+    curve.values.append(value)
+
+
+def read_metric_log(metrics_path: Path) -> MetricLog:
+    """The training and evaluation `loss/*` curves of metrics.jsonl and every metric name in it.
+    A running job may be mid-way through writing its last line; that line is skipped."""
+    train: dict[str, Curve] = {}
+    evaluation: dict[str, Curve] = {}
     names: dict[str, None] = {}
     lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
     for line in lines:
@@ -182,10 +282,10 @@ def read_metric_log(metrics_path: Path) -> tuple[dict[str, Curve], list[str]]:
         names |= dict.fromkeys(record)
         for key, value in record.items():
             if key.startswith(LOSS_PREFIX):
-                curve = curves.setdefault(key, Curve([], []))
-                curve.steps.append(step)
-                curve.values.append(value)
-    return curves, list(names)
+                append_point(train, key, step, value)
+            elif key.startswith(EVAL_LOSS_PREFIX):
+                append_point(evaluation, key.removeprefix(EVAL_PREFIX), step, value)
+    return MetricLog(train, evaluation, list(names))
 
 
 def logged_metric_keys(runs: list[RunReport]) -> list[str]:
@@ -195,7 +295,7 @@ def logged_metric_keys(runs: list[RunReport]) -> list[str]:
 def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
     run_dir = sweep.run_dir(record.job_id)
     summary = RunSummary.read(run_dir.summary) if run_dir.is_complete() else None
-    curves, logged = read_metric_log(run_dir.metrics)
+    log = read_metric_log(run_dir.metrics)
     return RunReport(
         job_id=record.job_id,
         name=record.name,
@@ -211,8 +311,9 @@ def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
             for path, module in (summary.modules.items() if summary else ())
         },
         figures=[run_dir.path / name for name in summary.figures] if summary else [],
-        loss_curves=curves,
-        logged_metrics=logged,
+        loss_curves=log.train_losses,
+        eval_loss_curves=log.eval_losses,
+        logged_metrics=log.names,
     )
 
 
@@ -229,6 +330,7 @@ def read_sweep_report(
         for name in dict.fromkeys(run.experiment for run in runs)
     ]
     counts = {state.value: sum(run.state == state for run in runs) for state in JobState}
+    trials = read_search_trials(sweep) if meta.kind == SEARCH_KIND else None
     return SweepReport(
         path=sweep.path,
         sweep_id=meta.sweep_id,
@@ -240,5 +342,35 @@ def read_sweep_report(
         project=meta.project,
         experiments=experiments,
         search=search,
+        trials=trials,
         counts=counts,
+    )
+
+
+def read_search_trials(sweep: SweepDir) -> SearchTrials:
+    """The trials that count towards the search's n_trials, from its study (read-only)."""
+    # Imported here: only a search's report pays for optuna.
+    from optuna.trial import TrialState
+
+    from orchestrator.search.launch import read_spec, study_of
+    from orchestrator.search.results import best_trials
+    from orchestrator.search.study import ERROR_ATTR, counted_trials
+
+    spec = read_spec(sweep)
+    all_trials = study_of(sweep, spec).get_trials(deepcopy=False)
+    trials = counted_trials(all_trials)
+    return SearchTrials(
+        objectives=list(spec.search.objectives),
+        best_numbers=[trial.number for trial in best_trials(all_trials, spec.search)],
+        trials=[
+            TrialRow(
+                number=trial.number,
+                state=trial.state.name.lower(),
+                params=trial.params,
+                values=trial.values,
+                pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
+                error=trial.user_attrs.get(ERROR_ATTR),
+            )
+            for trial in trials
+        ],
     )

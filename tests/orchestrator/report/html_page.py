@@ -26,16 +26,21 @@ class ReportPage(HTMLParser):
         self.tables: list[Table] = []
         self.list_items: dict[str, list[str]] = {}
         self.ids: dict[str, str] = {}
+        self.cells: dict[str, str] = {}
+        """data-cell key -> text: the values of the success block at the top."""
         self._section: str | None = None
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
         self._list: str | None = None
         self._item: list[str] | None = None
         self._id_text: tuple[str, list[str]] | None = None
+        self._data_cell: tuple[str, str, list[str]] | None = None
         self.feed(path.read_text())
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if a.get("data-cell"):
+            self._data_cell = (a["data-cell"] or "", tag, [])
         if tag == "section":
             self._section = a.get("id")
         elif tag == "img":
@@ -56,6 +61,10 @@ class ReportPage(HTMLParser):
             self._id_text = (a["id"], [])
 
     def handle_endtag(self, tag: str) -> None:
+        if self._data_cell is not None and tag == self._data_cell[1]:
+            key, _, text = self._data_cell
+            self.cells[key] = " ".join("".join(text).split())
+            self._data_cell = None
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
             self._row.append(" ".join("".join(self._cell).split()))
             self._cell = None
@@ -74,7 +83,9 @@ class ReportPage(HTMLParser):
             self._id_text = None
 
     def handle_data(self, data: str) -> None:
-        for buffer in (self._cell, self._item, self._id_text[1] if self._id_text else None):
+        id_text = self._id_text[1] if self._id_text else None
+        data_cell = self._data_cell[2] if self._data_cell else None
+        for buffer in (self._cell, self._item, id_text, data_cell):
             if buffer is not None:
                 buffer.append(data)
 

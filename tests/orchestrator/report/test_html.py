@@ -11,6 +11,17 @@ from orchestrator.report.html import format_value, write_html_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.search.results import SearchResults
 from orchestrator.state.sweep_dir import JobState, SweepDir
+from spd.metric_names import (
+    ALIVE,
+    ML2R,
+    MMCS,
+    STOCHASTIC_RECON,
+    STOCHASTIC_RECON_LAYERWISE,
+    TARGET_CI_ERROR,
+    C,
+    loss_name,
+    metric_name,
+)
 from tests.orchestrator.report.conftest import FinishedSweep, summary_of
 from tests.orchestrator.report.html_page import ReportPage
 from tests.orchestrator.short_sweeps import DIVERGED, write_sweep_file
@@ -102,6 +113,40 @@ def test_the_sweep_ends_with_a_report_of_every_run_its_metrics_and_figures(
     (item,) = page.list_items["failed@tms_5-2-id"]
     assert failed.name in item and DIVERGED in item and str(sweep.path / failed.log_path) in item
     assert (sweep.report / next(h for h in page.links if h.endswith("_log.out"))).is_file()
+
+
+def test_the_top_of_the_page_shows_the_success_metrics_of_each_experiments_best_run(
+    finished_sweep: FinishedSweep,
+) -> None:
+    sweep = finished_sweep.sweep
+    page = ReportPage(sweep.report / "index.html")
+    target_ci_error = metric_name(TARGET_CI_ERROR)
+    completed = [j for j in sweep.read_manifest().jobs if j.state == JobState.COMPLETED]
+    for experiment in ("tms_5-2", "tms_5-2-id"):
+        summaries = {
+            j.name: summary_of(sweep, j.job_id) for j in completed if j.experiment == experiment
+        }
+        best_name = min(
+            summaries,
+            key=lambda name: [
+                summaries[name]["metrics"][m]
+                for m in (target_ci_error, loss_name(STOCHASTIC_RECON))
+            ],
+        )
+        best = summaries[best_name]
+        key = f"{experiment}|"
+        assert page.cells[key + "best"] == best_name
+        n_solved = sum(s["metrics"][target_ci_error] == 0 for s in summaries.values())
+        assert page.cells[key + "solved"] == f"{n_solved} of {len(summaries)}"
+        for path, module in best["modules"].items():
+            for column in (ALIVE, C, TARGET_CI_ERROR, MMCS, ML2R):
+                assert page.cells[f"{key}{path}|{column}"] == format_value(module[column])
+        for metric in (
+            target_ci_error,
+            loss_name(STOCHASTIC_RECON),
+            loss_name(STOCHASTIC_RECON_LAYERWISE),
+        ):
+            assert page.cells[key + metric] == format_value(best["metrics"][metric])
 
 
 def test_a_half_finished_sweep_lists_its_pending_jobs(
