@@ -141,6 +141,7 @@ def wait_for_jobs(
     """Follow the jobs until every one finished, with a progress bar; failed jobs are reported
     (with their log) as they fail while the others go on. The manifest is saved on each change."""
     bar = tqdm(total=len(manifest.jobs), desc=sweep.sweep_id, unit="job", dynamic_ncols=True)
+    steps = StepTally()
     try:
         while True:
             backend.advance(sweep)
@@ -152,12 +153,38 @@ def wait_for_jobs(
                     echo(failure_text(sweep, record))
             counts = state_counts(manifest)
             bar.n = sum(counts[state] for state in FINISHED)
-            bar.set_postfix_str(progress_text(counts), refresh=True)
+            bar.set_postfix_str(
+                ", ".join(filter(None, [progress_text(counts), steps.text(sweep, manifest)])),
+                refresh=True,
+            )
             if bar.n == len(manifest.jobs):
                 return manifest
             time.sleep(poll_interval_s)
     finally:
         bar.close()
+
+
+class StepTally:
+    """Training steps done over the steps of the jobs that started, from their progress files
+    (spd.progress): how far a sweep of long jobs is, which the count of finished jobs does not
+    say. Each poll reads the running jobs' files; a finished job's is read once."""
+
+    def __init__(self) -> None:
+        self._finished: dict[str, tuple[int, int]] = {}
+
+    def text(self, sweep: SweepDir, manifest: Manifest) -> str:
+        done = total = 0
+        for record in manifest.jobs:
+            counted = self._finished.get(record.job_id)
+            if counted is None and record.state in FINISHED | {JobState.RUNNING}:
+                progress = read_progress(sweep.run_dir(record.job_id).progress)
+                if progress is not None:
+                    counted = (progress.step, progress.steps)
+                    if record.state in FINISHED:
+                        self._finished[record.job_id] = counted
+            if counted is not None:
+                done, total = done + counted[0], total + counted[1]
+        return f"steps {done}/{total} of the started jobs" if total else ""
 
 
 def progress_cells(progress: Progress | None, state: JobState) -> tuple[str, str, str]:

@@ -50,7 +50,9 @@ from orchestrator.sweep.validate import (
 )
 from spd.config_loading import ConfigError, error_message
 from spd.dir_lock import DirBusyError
+from spd.metric_names import TARGET_CI_ERROR, metric_name
 from spd.registry import EXPERIMENTS
+from spd.run_summary import RunSummary
 
 REPO_SWEEPS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 MIN_DEFAULT_TIME_MIN = 10
@@ -346,12 +348,33 @@ def launch_updates(options: SweepOptions, stored: LaunchSettings) -> dict[str, A
     return updates
 
 
+def findings(summary: RunSummary) -> str:
+    """What a run found, in the terms of the paper's success criteria: alive components per
+    module against C, and (toy models) the distance from the known solution."""
+    alive = ", ".join(
+        f"{path} {module.alive:g} of {module.C}"
+        for path, module in summary.modules.items()
+        if module.alive is not None
+    )
+    parts = [f"alive components: {alive}"] if alive else []
+    error = summary.metrics.get(metric_name(TARGET_CI_ERROR))
+    if error is not None:
+        parts.append(
+            "target-CI error 0: the known solution"
+            if error == 0
+            else f"target-CI error {error:g} (0 is the known solution)"
+        )
+    return "; ".join(parts) or "completed"
+
+
 def print_results(sweep: SweepDir, manifest: Manifest) -> None:
-    """Where each run's summary and figures are (the first few), and the state counts."""
+    """What each run found and where its summary and figures are (the first few), and the state
+    counts."""
     for record in manifest.jobs[:MAX_LISTED_RESULTS]:
         run_dir = sweep.run_dir(record.job_id)
-        if record.state == JobState.COMPLETED:
-            click.echo(f"{record.name}: {run_dir.summary}  (figures: {run_dir.figures})")
+        if record.state == JobState.COMPLETED and run_dir.is_complete():
+            click.echo(f"{record.name}: {findings(RunSummary.read(run_dir.summary))}")
+            click.echo(f"    {run_dir.summary}  (figures: {run_dir.figures})")
         elif record.state in (JobState.FAILED, JobState.CANCELLED):
             log = sweep.path / record.log_path if record.log_path else "no log"
             click.echo(f"{record.name}: {record.state.value}: {record.error}  (log: {log})")

@@ -55,7 +55,13 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
     assert "Traceback" in bad_log.read_text()
     good_log = (sweep.path / good.log_path).read_text()
     assert f"code from {sweep.code / 'spd'}" in good_log  # the snapshot, not the checkout
-    assert f"{good.name}: {sweep.run_dir(good.job_id).summary}" in first.output
+    # What the run found (alive components against C; the distance from the known solution),
+    # then where its summary is.
+    alive = summary["modules"]["linear1"]["alive"]
+    error = summary["metrics"]["target_ci_error/total"]
+    assert f"{good.name}: alive components: linear1 {alive:g} of 20, " in first.output
+    assert f"target-CI error {error:g}" in first.output
+    assert f"    {sweep.run_dir(good.job_id).summary}  (figures: " in first.output
     summary_mtime = sweep.run_dir(good.job_id).summary.stat().st_mtime_ns
 
     again = run(*command)

@@ -8,7 +8,13 @@ import pytest
 from orchestrator.backends import submitit_adapter
 from orchestrator.backends.base import Call
 from orchestrator.backends.launch import jobs_to_submit
-from orchestrator.backends.track import refresh, slurm_state, status_table, wait_for_jobs
+from orchestrator.backends.track import (
+    StepTally,
+    refresh,
+    slurm_state,
+    status_table,
+    wait_for_jobs,
+)
 from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
 from spd.progress import Progress
 
@@ -278,3 +284,22 @@ def test_wait_reports_failures_as_they_happen_and_saves_the_manifest(
     )
     assert states_then[1:] == [JobState.RUNNING, JobState.RUNNING]  # the others were still going
     assert sweep.read_manifest() == manifest
+
+
+def test_step_tally_sums_the_started_jobs_and_reads_a_finished_one_once(tmp_path: Path) -> None:
+    sweep = SweepDir(tmp_path)
+    manifest = Manifest(
+        jobs=[
+            record("a", state=JobState.RUNNING),
+            record("b", state=JobState.COMPLETED),
+            record("c", state=JobState.PENDING),
+        ]
+    )
+    tally = StepTally()
+    assert tally.text(sweep, manifest) == ""  # nothing started: nothing to say
+    write_progress(sweep, "a", 1200, 0.0123, eta_s=100.0)
+    write_progress(sweep, "b", 5000, 0.001, eta_s=0.0)
+    assert tally.text(sweep, manifest) == "steps 6200/10000 of the started jobs"
+    sweep.run_dir("b").progress.unlink()  # read once: a finished job's count stays
+    write_progress(sweep, "a", 2500, 0.01, eta_s=50.0)
+    assert tally.text(sweep, manifest) == "steps 7500/10000 of the started jobs"

@@ -108,7 +108,8 @@ def test_evaluation_run_of_two_experiments(
     id_summary = json.loads(sweep.run_dir(manifest.jobs[1].job_id).summary.read_text())
     assert list(id_summary["modules"]) == ["linear1", "hidden_layers.0", "linear2"]
     for record in manifest.jobs:
-        assert f"{record.name}: {sweep.run_dir(record.job_id).summary}" in result.output
+        assert f"{record.name}: alive components: linear1 " in result.output
+        assert f"    {sweep.run_dir(record.job_id).summary}  (figures: " in result.output
         # The job ran the code snapshot taken at submission, not the checkout.
         assert f"code from {sweep.code / 'spd'}" in (sweep.path / record.log_path).read_text()
     assert [t.state for t in wait_for_final_states(array, 2)] == ["COMPLETED", "COMPLETED"]
