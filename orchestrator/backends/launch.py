@@ -73,9 +73,11 @@ def submit_and_follow(
     wait: bool,
     poll_interval_s: float,
     echo: Callable[[str], None],
+    progress_of_work: Callable[[], str] | None = None,
 ) -> Manifest:
-    """Record how the sweep (or search) was launched (the meta's history), snapshot the code once, submit `calls`,
-    and (with `wait`) follow the jobs to the end; Ctrl-C says how to continue."""
+    """Record how the sweep (or search) was launched (the meta's history), snapshot the code
+    once, submit `calls`, and (with `wait`) follow the jobs to the end, the bar also showing
+    `progress_of_work()` when given (a search: its trials); Ctrl-C says how to continue."""
     meta = sweep.read_meta()
     sweep.write_meta(meta.model_copy(update={"launches": [*meta.launches, settings]}))
     if calls:
@@ -91,7 +93,7 @@ def submit_and_follow(
     if not wait:
         return manifest
     try:
-        return wait_for_jobs(sweep, manifest, backend, poll_interval_s)
+        return wait_for_jobs(sweep, manifest, backend, poll_interval_s, progress_of_work)
     except KeyboardInterrupt:
         backend.stop()
         refresh(sweep, manifest)

@@ -136,10 +136,13 @@ def wait_for_jobs(
     manifest: Manifest,
     backend: Backend,
     poll_interval_s: float,
+    progress_of_work: Callable[[], str] | None = None,
     echo: Callable[[str], None] = tqdm.write,
 ) -> Manifest:
     """Follow the jobs until every one finished, with a progress bar; failed jobs are reported
-    (with their log) as they fail while the others go on. The manifest is saved on each change."""
+    (with their log) as they fail while the others go on. The manifest is saved on each change.
+    The bar shows the job states, the training steps of the started jobs, and
+    `progress_of_work()` when given (what the jobs work through, e.g. a search's trials)."""
     bar = tqdm(total=len(manifest.jobs), desc=sweep.sweep_id, unit="job", dynamic_ncols=True)
     steps = StepTally()
     try:
@@ -154,7 +157,16 @@ def wait_for_jobs(
             counts = state_counts(manifest)
             bar.n = sum(counts[state] for state in FINISHED)
             bar.set_postfix_str(
-                ", ".join(filter(None, [progress_text(counts), steps.text(sweep, manifest)])),
+                ", ".join(
+                    filter(
+                        None,
+                        [
+                            progress_of_work() if progress_of_work else "",
+                            progress_text(counts),
+                            steps.text(sweep, manifest),
+                        ],
+                    )
+                ),
                 refresh=True,
             )
             if bar.n == len(manifest.jobs):

@@ -185,4 +185,14 @@ def launch_search(
         )
         for record in selected
     ]
-    return submit_and_follow(sweep, manifest, backend, settings, calls, wait, poll_interval_s, echo)
+    return submit_and_follow(
+        sweep,
+        manifest,
+        backend,
+        settings,
+        calls,
+        wait,
+        poll_interval_s,
+        echo,
+        progress_of_work=lambda: f"trials {n_finished(sweep, spec)}/{spec.n_trials} finished",
+    )
