@@ -142,6 +142,10 @@ class Manifest(BaseModel):
         return next(j for j in self.jobs if j.job_id == job_id)
 
 
+CONFIGS_DIR = "configs"
+RUNS_DIR = "runs"
+
+
 def sweeps_root() -> Path:
     return runs_root() / "sweeps"
 
@@ -181,7 +185,7 @@ class SweepDir:
 
     @property
     def configs(self) -> Path:
-        return self.config_path("_").parent
+        return self.path / CONFIGS_DIR
 
     @property
     def scripts(self) -> Path:
@@ -209,11 +213,11 @@ class SweepDir:
     # parsing was a good part of writing it.
     @staticmethod
     def relative_config_path(job_id: str) -> str:
-        return f"configs/{job_id}.yaml"
+        return f"{CONFIGS_DIR}/{job_id}.yaml"
 
     @staticmethod
     def relative_run_dir(job_id: str) -> str:
-        return f"runs/{job_id}"
+        return f"{RUNS_DIR}/{job_id}"
 
     def relative(self, path: Path) -> str:
         """A path inside the sweep directory as the manifest records it."""
