@@ -12,8 +12,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from spd.component_model import ComponentModel
-from spd.metric_names import LOSS_PREFIX
+from spd.metric_names import LOSS_PREFIX, PROBE_ACTIVE_LABEL
 
+PROBE_ACTIVE_MIN_CI = 0.01
+"""A component is active on the probes (metric_names.PROBE_ACTIVE_LABEL) when its CI exceeds this
+on one of them."""
 MAX_PANELS_PER_ROW = 4
 """A model with many decomposed modules (an LM) gets rows of panels, not one very wide row."""
 
@@ -32,14 +35,17 @@ def panel_grid(n_panels: int, panel_width: float, panel_height: float) -> tuple[
 
 def ci_per_feature_figure(probe_ci: dict[str, np.ndarray]) -> Figure:
     """One heatmap per module: CI of each component (columns, sorted by their top feature) when
-    only feature j (row) is active. Components that never exceed 0.01 are dropped."""
+    only feature j (row) is active. Only the components active on these probes are shown (CI >
+    PROBE_ACTIVE_MIN_CI on some row); the title counts them. That count is not `alive` (the
+    components that fired on the training distribution), which can be larger."""
     fig, axes = panel_grid(len(probe_ci), 4, 3.5)
     for ax, (path, ci) in zip(axes, probe_ci.items()):
-        used = np.flatnonzero(ci.max(axis=0) > 0.01)
+        used = np.flatnonzero(ci.max(axis=0) > PROBE_ACTIVE_MIN_CI)
         order = used[np.argsort(ci[:, used].argmax(axis=0), kind="stable")]
         image = ax.imshow(ci[:, order] if len(order) else ci[:, :1] * 0, vmin=0, vmax=1,
                           cmap="viridis", aspect="auto")
-        ax.set_title(f"{path}\n{len(order)} of {ci.shape[1]} components active", fontsize=9)
+        title = f"{path}\n{len(order)} of {ci.shape[1]} components {PROBE_ACTIVE_LABEL}"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("component (sorted)")
         ax.set_ylabel("input feature")
         fig.colorbar(image, ax=ax, fraction=0.05)

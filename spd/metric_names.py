@@ -25,6 +25,17 @@ KL = "kl"
 CE = "ce"
 CE_UNRECOVERED = "ce_unrecovered"
 
+# Two different counts of a module's components, never to be shown under each other's name:
+ALIVE_LABEL = "alive on the training distribution"
+"""What `alive/<module>` (summary `alive`) counts: components whose CI exceeded
+`ci_alive_threshold` on some training input within the last `n_examples_until_dead` examples
+(spd.metrics.alive_components). A component that fires only on inputs with several features
+counts here, and not on the probes."""
+PROBE_ACTIVE_LABEL = "active on single-feature probes"
+"""What the `ci_per_feature` figure counts: components whose CI exceeds
+spd.figures.PROBE_ACTIVE_MIN_CI on some probe input, where one feature alone is on (a toy task's
+`feature_probe`): the inputs on which `target_ci_error` is measured."""
+
 IMPORTANCE_MINIMALITY = "importance_minimality"
 FAITHFULNESS = "faithfulness"
 STOCHASTIC_RECON = "stochastic_recon"

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 from spd.atomic_io import atomic_write_text
 from spd.metric_names import (
     ALIVE,
+    ALIVE_LABEL,
     CI_L0,
     ML2R,
     MMCS,
@@ -33,7 +34,7 @@ class ModuleSummary(StrictModel):
 
     pattern: str
     C: int
-    alive: float | None = None
+    alive: float | None = Field(None, description=f"Components {ALIVE_LABEL}.")
     ci_l0: float | None = None
     target_ci_error: float | None = None
     mmcs: float | None = None

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from orchestrator.report.model import Curve, ExperimentReport, RunReport, ordered_union
-from spd.metric_names import ALIVE, LOSS_PREFIX, TOTAL_LOSS, C
+from spd.metric_names import ALIVE, ALIVE_LABEL, LOSS_PREFIX, TOTAL_LOSS, C
 
 MAX_LEGEND_RUNS = 20
 """Beyond this many runs a legend hides the curves; the run table names them instead."""
@@ -78,7 +78,8 @@ def overlaid_loss_curves(experiment: ExperimentReport) -> Figure | None:
 
 
 def alive_against_c(experiment: ExperimentReport) -> Figure | None:
-    """Per module, each completed run's alive components (dark) inside a bar of its C (light)."""
+    """Per module, each completed run's components alive on the training distribution (summary
+    `alive`; dark) inside a bar of its C (light)."""
     runs = experiment.with_results
     paths = experiment.module_paths
     if not runs or not paths:
@@ -91,11 +92,11 @@ def alive_against_c(experiment: ExperimentReport) -> Figure | None:
         c = [run.modules.get(path, {}).get(C, np.nan) for run in runs]
         alive = [run.modules.get(path, {}).get(ALIVE, np.nan) for run in runs]
         ax.bar(x, c, color="#d0d7e2", label="C", width=0.7)
-        ax.bar(x, alive, color="#2b6cb0", label="alive", width=0.45)
+        ax.bar(x, alive, color="#2b6cb0", label=ALIVE_LABEL, width=0.45)
         ax.set_title(path, fontsize=10)
         ax.set_ylabel("components")
         ax.set_xticks(x, [run.short_name for run in runs], rotation=30, ha="right", fontsize=8)
     axes[0, 0].legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"{experiment.name}: alive components against C", fontsize=11)
+    fig.suptitle(f"{experiment.name}: components {ALIVE_LABEL}, against C", fontsize=11)
     fig.tight_layout()
     return fig

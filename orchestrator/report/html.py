@@ -19,6 +19,7 @@ from orchestrator.report.figures import alive_against_c, overlaid_loss_curves
 from orchestrator.report.model import HEADLINE_METRICS, SweepReport
 from spd.atomic_io import atomic_write_text
 from spd.figures import save_figure
+from spd.metric_names import ALIVE, ALIVE_LABEL, PROBE_ACTIVE_LABEL
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 INDEX = "index.html"
@@ -86,6 +87,9 @@ def render_page(
         figures=figures,
         search_plots=search_plots,
         headline_metrics=HEADLINE_METRICS,
+        alive_label=ALIVE_LABEL,
+        column_titles={ALIVE: f"components {ALIVE_LABEL}"},
+        probe_active_label=PROBE_ACTIVE_LABEL,
         generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
 

@@ -16,4 +16,7 @@ def test_ci_figure_has_one_visible_panel_per_module():
     probe_ci = {f"layers.{i}.mlp_in": np.eye(5) for i in range(6)}
     fig = ci_per_feature_figure(probe_ci)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert titles == [f"layers.{i}.mlp_in\n5 of 5 components active" for i in range(6)]
+    # The probe count is named as such: it is not the summary's `alive` (training distribution).
+    assert titles == [
+        f"layers.{i}.mlp_in\n5 of 5 components active on single-feature probes" for i in range(6)
+    ]
