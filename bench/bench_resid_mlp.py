@@ -31,7 +31,8 @@ import json, resource, sys, time, torch
 MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 from spd.config_loading import load_config
 from spd.experiments.resid_mlp.model import ResidMLP
-from spd.run import build_component_model, resolve_device
+from spd.distributed import DataParallel, resolve_device
+from spd.run import build_component_model
 from spd.train import Trainer
 
 experiment, path, bf16, threads, warmup, n_steps, research_c, target_file = sys.argv[1:9]
@@ -49,7 +50,7 @@ model, task, _ = build_component_model(config, device)
 if path == "reference":
     for ci_fn in model.ci_fns.values():
         ci_fn.forward = ci_fn.reference_forward
-trainer = Trainer(config, model, task, device)
+trainer = Trainer(config, model, task, DataParallel(device=device))
 started = time.perf_counter()
 for step in range(int(warmup)):
     trainer.train_step(step)

@@ -24,14 +24,15 @@ import time
 MEASURE = r"""
 import json, resource, sys, time, torch
 from spd.config_loading import load_config
-from spd.run import build_component_model, resolve_device
+from spd.distributed import DataParallel, resolve_device
+from spd.run import build_component_model
 from spd.train import Trainer
 experiment, bf16, threads, n_steps, compiled = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 torch.set_num_threads(threads)
 config = load_config(experiment, [f"autocast_bf16={bf16}", f"compile_step={compiled}"])
 device = resolve_device(config.device)
 model, task, _ = build_component_model(config, device)
-trainer = Trainer(config, model, task, device)
+trainer = Trainer(config, model, task, DataParallel(device=device))
 warmup_started = time.perf_counter()
 for step in range(10):
     trainer.train_step(step)

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from spd.config import Config
 from spd.config_fingerprint import fingerprint_of
 from spd.config_loading import ConfigError, load_config
 from spd.dir_lock import DirBusyError
+from spd.distributed import RANK_ENV, RankLost, resolve_device
+from spd.distributed_launch import RanksFailed, check_nproc, launch_ranks
 from spd.divergence import TrainingDiverged
-from spd.run import resolve_device, run_decomposition
+from spd.run import run_decomposition
 from spd.run_dir import runs_root
 from spd.validate import raise_problems, validate
 
@@ -28,14 +31,22 @@ Examples:
   spd-decompose tms_5-2 --set 'target_module_patterns=[[linear1, 10], [linear2, 30]]'
   spd-decompose tms_5-2 --out runs/x                     # run, or continue a killed run
   spd-decompose tms_5-2 --out runs/x --no-resume         # remove that run and start over
+  spd-decompose resid_mlp1 --nproc 2                     # one run, data parallel in 2 processes
   spd-decompose --schema > spd-config.schema.json        # JSON schema for editors
 """
+
+
+def is_main_rank() -> bool:
+    """False in a data-parallel rank other than 0 (spd.distributed), which stays quiet: rank 0
+    logs and reports for the run."""
+    return os.environ.get(RANK_ENV, "0") == "0"
 
 
 def configure_process() -> None:
     """What an entry point sets up and a library import must not: logging, and matplotlib's
     file-only backend (user figures made through pyplot never open a window)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if is_main_rank() else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     matplotlib.use("Agg")
 
 
@@ -54,10 +65,24 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except (ConfigError, DirBusyError) as e:
         if debug:
             raise
+        if not is_main_rank():  # every rank has the same error; rank 0 prints it
+            sys.exit(UserInputError.exit_code)
         raise UserInputError(str(e)) from None
     except TrainingDiverged as e:
         if debug:
             raise
+        if not is_main_rank():
+            sys.exit(1)
+        raise click.ClickException(str(e)) from None
+    except RankLost as e:
+        if debug:
+            raise
+        # The launcher (spd-decompose --nproc, or torchrun) reports the rank that failed first.
+        logging.getLogger("spd.distributed").warning("%s", e)
+        sys.exit(1)
+    except RanksFailed as e:
+        if e.reported_by_main_rank:
+            sys.exit(e.exit_code)
         raise click.ClickException(str(e)) from None
 
 
@@ -79,12 +104,16 @@ DEBUG_OPTION = click.option("--debug", is_flag=True, help="Show the traceback of
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue the run in the run directory (it must be of the same config); "
               "--no-resume removes it and starts over.")
+@click.option("--nproc", type=int, metavar="N",
+              help="Run data parallel in N processes on this machine (torch.distributed.run; "
+              "one CUDA device per process, else gloo on the CPU). batch_size stays the global "
+              "batch: it must be a multiple of N.")
 @click.option("--schema", is_flag=True, help="Print the config's JSON schema and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @DEBUG_OPTION
 def main(
     source: str | None, out_dir: Path | None, overrides: tuple[str, ...], resume: bool,
-    schema: bool, quiet: bool, debug: bool,
+    nproc: int | None, schema: bool, quiet: bool, debug: bool,
 ) -> None:
     """Decompose a model with SPD. SOURCE is a config YAML file or an experiment name."""
     if schema:
@@ -99,7 +128,15 @@ def main(
         out = out_dir or default_run_dir(source, config)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a run directory: choose another --out")
-        summary = run_decomposition(config, out, resume=resume, progress=not quiet)
+        if nproc is None:
+            summary = run_decomposition(config, out, resume=resume, progress=not quiet)
+        else:
+            check_nproc(config, nproc)
+            raise_problems(validate(config))  # one error here, not one per rank
+            launch_ranks(nproc, worker_args(source, out, overrides, resume, quiet, debug))
+            return  # rank 0 printed where the results are
+    if not is_main_rank():
+        return
     click.echo(f"\nRun directory: {out}")
     click.echo(f"Summary:       {out / 'summary.json'}")
     for figure in summary.figures:
@@ -110,6 +147,15 @@ def main(
         fields = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in values.items())
         click.echo(f"  {path}: {fields}")
+
+
+def worker_args(
+    source: str, out: Path, overrides: tuple[str, ...], resume: bool, quiet: bool, debug: bool
+) -> list[str]:
+    """spd-decompose's arguments for each rank of a --nproc run."""
+    args = [source, "--out", str(out), *(f"--set={o}" for o in overrides)]
+    args.append("--resume" if resume else "--no-resume")
+    return args + ["--quiet"] * quiet + ["--debug"] * debug
 
 
 @click.command()

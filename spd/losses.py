@@ -95,12 +95,20 @@ class LossNoise:
 def draw_loss_noise(
     model: ComponentModel, data: StepBatch, config: Config, generator: torch.Generator
 ) -> LossNoise:
-    """Every draw the configured stochastic losses will use, in a fixed order."""
+    """Every draw the configured stochastic losses will use, in a fixed order. A part of a step
+    (data parallel) draws those of the whole step and keeps its rows: the same stream, and the
+    same masks, as one process computing the whole step."""
     shapes = {path: model.ci_shape(path, x) for path, x in data.inputs.items()}
+    if data.part is not None:
+        shapes = {path: torch.Size([data.n_step_rows, *s[1:]]) for path, s in shapes.items()}
+
+    def draw() -> MaskNoise:
+        noise = draw_mask_noise(shapes, model.use_delta_component, generator)
+        return noise if data.part is None else noise.rows(data.part)
 
     def samples(enabled: bool) -> list[MaskNoise]:
         n = config.n_mask_samples if enabled else 0
-        return [draw_mask_noise(shapes, model.use_delta_component, generator) for _ in range(n)]
+        return [draw() for _ in range(n)]
 
     return LossNoise(
         stochastic_recon=samples(config.losses.stochastic_recon is not None),

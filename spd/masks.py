@@ -20,6 +20,13 @@ class MaskNoise:
     component: dict[str, Tensor]
     delta: dict[str, Tensor] | None
 
+    def rows(self, part: slice) -> "MaskNoise":
+        """The draws of rows `part` (a data-parallel rank's part of a step)."""
+        return MaskNoise(
+            {path: r[part] for path, r in self.component.items()},
+            None if self.delta is None else {path: r[part] for path, r in self.delta.items()},
+        )
+
 
 def draw_mask_noise(
     ci_shapes: dict[str, torch.Size], use_delta: bool, generator: torch.Generator

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, differences, fingerprint_of
 from spd.config_loading import ConfigError, config_to_yaml
-from spd.dir_lock import DirLock
+from spd.dir_lock import DirBusyError, DirLock
+from spd.distributed import DataParallel, check_batch_split, data_parallel
 from spd.evaluate import Evaluation, load_callable
 from spd.experiment_tasks import build_task
 from spd.figures import (
@@ -39,12 +41,6 @@ from spd.train import Trainer
 from spd.validate import raise_problems, validate
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_component_model(config: Config, device: torch.device) -> tuple[ComponentModel, Any, dict[str, tuple[str, int]]]:
@@ -147,6 +143,16 @@ EvalHook = Callable[[int, Evaluation], None]
 """Called with (step, evaluation) after every periodic evaluation, e.g. to prune a search trial."""
 
 
+@dataclass(frozen=True)
+class RankStart:
+    """What rank 0 tells the other ranks once it has checked the run directory."""
+
+    error: str | None = None
+    """Rank 0 stopped with this error before training."""
+    summary_json: str | None = None
+    """The run had completed already: its summary."""
+
+
 def run_decomposition(
     config: Config,
     out_dir: Path,
@@ -160,29 +166,72 @@ def run_decomposition(
     the config (spd.validate), and that `out_dir` holds nothing but a run of this same config
     (spd.config_fingerprint) with a readable checkpoint. Raises ConfigError otherwise, and
     DirBusyError while another live process runs in `out_dir` (spd.dir_lock).
-    `resume=False` starts over: a previous run's files in `out_dir` are removed first."""
+    `resume=False` starts over: a previous run's files in `out_dir` are removed first.
+
+    Started by torchrun as one of several ranks (spd.distributed), it trains its part of every
+    step; rank 0 checks and writes the run directory, and every rank returns the summary."""
     raise_problems(validate(config))
     run_dir = RunDir(Path(out_dir))
+    with data_parallel(config.device) as dp:
+        check_batch_split(config.batch_size, dp.world_size)
+        if not dp.is_main:
+            return follow_main_rank(config, run_dir, resume, dp)
+        return run_as_main_rank(config, run_dir, resume, progress, on_eval, dp)
+
+
+def run_as_main_rank(
+    config: Config,
+    run_dir: RunDir,
+    resume: bool,
+    progress: bool,
+    on_eval: EvalHook | None,
+    dp: DataParallel,
+) -> RunSummary:
     fingerprint = fingerprint_of(config)
     checkpoint = None
-    if resume:
-        check_same_config(run_dir, fingerprint)
-        if run_dir.is_complete():
-            return completed_summary(run_dir)
-        checkpoint = read_checkpoint(run_dir)
-    with DirLock(run_dir.path, "run directory"):
-        # Another process may have finished the run between the checks above and the lock.
-        if resume and run_dir.is_complete():
-            return completed_summary(run_dir)
-        if not resume:
-            run_dir.clear()
-        atomic_write_text(run_dir.fingerprint, fingerprint.model_dump_json(indent=2) + "\n")
-        handler = attach_run_log(run_dir)
-        try:
-            return _run(config, run_dir, checkpoint, progress, on_eval)
-        finally:
-            logging.getLogger("spd").removeHandler(handler)
-            handler.close()
+    ranks_told = False  # once the other ranks know how this run starts, errors are their own
+    try:
+        if resume:
+            check_same_config(run_dir, fingerprint)
+            if run_dir.is_complete():
+                return tell_ranks_completed(run_dir, dp)
+            checkpoint = read_checkpoint(run_dir)
+        with DirLock(run_dir.path, "run directory"):
+            # Another process may have finished the run between the checks above and the lock.
+            if resume and run_dir.is_complete():
+                return tell_ranks_completed(run_dir, dp)
+            if not resume:
+                run_dir.clear()
+            atomic_write_text(run_dir.fingerprint, fingerprint.model_dump_json(indent=2) + "\n")
+            dp.broadcast_from_main(RankStart())
+            ranks_told = True
+            handler = attach_run_log(run_dir)
+            try:
+                return _run(config, run_dir, checkpoint, progress, on_eval, dp)
+            finally:
+                logging.getLogger("spd").removeHandler(handler)
+                handler.close()
+    except (ConfigError, DirBusyError) as e:
+        if not ranks_told:
+            dp.broadcast_from_main(RankStart(error=str(e)))
+        raise
+
+
+def tell_ranks_completed(run_dir: RunDir, dp: DataParallel) -> RunSummary:
+    summary = completed_summary(run_dir)
+    dp.broadcast_from_main(RankStart(summary_json=summary.model_dump_json()))
+    return summary
+
+
+def follow_main_rank(config: Config, run_dir: RunDir, resume: bool, dp: DataParallel) -> RunSummary:
+    """A rank other than 0: train once rank 0 has checked the run directory; write nothing."""
+    start: RankStart = dp.broadcast_from_main(None)
+    if start.error is not None:
+        raise ConfigError(start.error)
+    if start.summary_json is not None:
+        return RunSummary.model_validate_json(start.summary_json)
+    checkpoint = read_checkpoint(run_dir) if resume else None
+    return _run(config, run_dir, checkpoint, False, None, dp)
 
 
 def completed_summary(run_dir: RunDir) -> RunSummary:
@@ -227,15 +276,20 @@ def _run(
     checkpoint: dict[str, Any] | None,
     progress: bool,
     user_on_eval: EvalHook | None,
+    dp: DataParallel,
 ) -> RunSummary:
-    device = resolve_device(config.device)
-    atomic_write_text(run_dir.config, config_to_yaml(config))
-    model, task, resolved = build_component_model(config, device)
-    logger.info("Per-module C:\n%s", format_resolution_table(resolved))
-    atomic_write_json(
-        run_dir.modules, {path: {"pattern": p, "C": c} for path, (p, c) in resolved.items()}
-    )
-    trainer = Trainer(config, model, task, device)
+    main = dp.is_main
+    if main:
+        atomic_write_text(run_dir.config, config_to_yaml(config))
+    model, task, resolved = build_component_model(config, dp.device)
+    if main:
+        logger.info("Per-module C:\n%s", format_resolution_table(resolved))
+        atomic_write_json(
+            run_dir.modules, {path: {"pattern": p, "C": c} for path, (p, c) in resolved.items()}
+        )
+    if dp.distributed:
+        logger.info("Data parallel: rank %d of %d on %s", dp.rank, dp.world_size, dp.device)
+    trainer = Trainer(config, model, task, dp)
     if checkpoint is not None:
         try:
             trainer.load_state_dict(checkpoint)
@@ -244,11 +298,12 @@ def _run(
                 f"checkpoint {run_dir.checkpoint} does not fit this config's model "
                 f"({' '.join(str(e).split())[:200]}): start over with --no-resume"
             ) from None
-        logger.info("Resuming %s from step %d", run_dir.path, trainer.next_step)
-    elif run_dir.metrics.exists():
+        if main:
+            logger.info("Resuming %s from step %d", run_dir.path, trainer.next_step)
+    elif main and run_dir.metrics.exists():
         run_dir.metrics.unlink()
     start_step = trainer.next_step
-    wandb_run = start_wandb(config, run_dir)
+    wandb_run = start_wandb(config, run_dir) if main else None
     metric_log = MetricLog(run_dir.metrics, wandb_run)
 
     def on_eval(step: int, evaluation: Evaluation) -> None:
@@ -262,6 +317,8 @@ def _run(
     with logging_redirect_tqdm() if progress else contextlib.nullcontext():
         evaluation = trainer.run(run_dir, metric_log, on_eval, progress)
     wall_time = time.perf_counter() - started
+    if evaluation is None:  # a rank other than 0: rank 0 wrote the results
+        return RunSummary.model_validate_json(dp.broadcast_from_main(None))
     atomic_torch_save(
         run_dir.model, {"module_to_c": model.module_to_c, **model.trainable_state_dict()}
     )
@@ -270,6 +327,7 @@ def _run(
         config, resolved, evaluation, figures, wall_time, config.steps - start_step
     )
     summary.write(run_dir.summary)
+    dp.broadcast_from_main(summary.model_dump_json())
     if wandb_run is not None:
         wandb_run.summary.update(evaluation.metrics)
         wandb_run.finish()

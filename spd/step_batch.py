@@ -7,8 +7,12 @@ reconstruction error is exactly zero, and all such rows get identical causal imp
 batch is compacted, before the target runs, to the other rows plus one representative zero row
 that carries their count as its weight; losses and metrics are weighted means over rows and
 equal those of the full batch.
+
+Data parallel (spd.distributed): the rows of a step, compacted or not, are split among the ranks
+after compaction; each computes its part and its share of the step's total row weight.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +33,13 @@ class StepBatch:
     """How many original rows each row stands for; None: one each."""
     nonzero_rows: dict[str, Tensor | None] | None = None
     """Per module, its input's non-zero rows (ComponentModel.nonzero_rows); None: not computed."""
+    part: slice | None = None
+    """Which rows of the whole step's (compacted) batch these are; None: all of them."""
+    n_step_rows: int = 0
+    """How many rows the whole step has (compacted): mask noise is drawn for all of them."""
+    share: float = 1.0
+    """These rows' fraction of the whole step's row weight: a data-parallel rank scales its loss
+    by it, so that the losses summed over ranks are the whole batch's."""
 
 
 def compact_zero_rows(batch: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -62,12 +73,32 @@ def weighted_row_mean(values: Tensor, row_weights: Tensor | None) -> Tensor:
 
 
 @torch.no_grad()
-def run_target(model: ComponentModel, batch: Tensor, independent_rows: bool) -> StepBatch:
+def run_target(
+    model: ComponentModel,
+    batch: Tensor,
+    independent_rows: bool,
+    part_of: Callable[[int], slice] | None = None,
+) -> StepBatch:
     """The target's output and module inputs on `batch` (compacted first when rows are
     independent and zero rows trivial: the target then runs on the kept rows only), with each
-    input's non-zero rows."""
+    input's non-zero rows. `part_of(n_rows)` picks the rows this process computes (spd.distributed);
+    a process left without rows takes a copy of the last with share 0, so that its losses stay
+    finite and its gradients zero."""
     row_weights = None
     if independent_rows and zero_row_is_trivial(model, batch):
         batch, row_weights = compact_zero_rows(batch)
+    n_step_rows, part, share = len(batch), None, 1.0
+    if part_of is not None:
+        part = part_of(n_step_rows)
+        total_weight = n_step_rows if row_weights is None else float(row_weights.sum())
+        if part.start == part.stop:
+            part, share = slice(n_step_rows - 1, n_step_rows), 0.0
+        batch = batch[part]
+        if row_weights is not None:
+            row_weights = row_weights[part]
+        if share:
+            share = (len(batch) if row_weights is None else float(row_weights.sum())) / total_weight
     target_out, inputs = model.forward_caching_inputs(batch)
-    return StepBatch(batch, target_out, inputs, row_weights, model.nonzero_rows(inputs))
+    return StepBatch(
+        batch, target_out, inputs, row_weights, model.nonzero_rows(inputs), part, n_step_rows, share
+    )

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from spd.atomic_io import atomic_torch_save
 from spd.component_model import ComponentModel
 from spd.config import Config
+from spd.distributed import DataParallel
 from spd.divergence import DivergenceGuard
 from spd.evaluate import Evaluation, evaluate
 from spd.losses import (
@@ -40,10 +41,14 @@ BAR_LOSS_INTERVAL_S = 1.0
 
 
 class Trainer:
-    """Owns everything that changes during training and that a checkpoint must restore."""
+    """Owns everything that changes during training and that a checkpoint must restore.
 
-    def __init__(self, config: Config, model: ComponentModel, task: Task, device: torch.device):
-        self.config, self.model, self.task, self.device = config, model, task, device
+    With several ranks (spd.distributed) every rank holds the same state; rank 0 alone writes
+    metrics, progress and checkpoints, and evaluates."""
+
+    def __init__(self, config: Config, model: ComponentModel, task: Task, dp: DataParallel):
+        self.config, self.model, self.task, self.dp = config, model, task, dp
+        self.device = device = dp.device
         self.params = [p for p in model.components.parameters()] + list(model.ci_fns.parameters())
         # fused: one kernel for all parameters instead of ~25 small ops per tensor
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0, fused=True)
@@ -85,7 +90,8 @@ class Trainer:
     def save_checkpoint(self, run_dir: RunDir) -> None:
         # The checkpoint on disk must stay the last finite one: a resume starts from it.
         self.check_finite()
-        atomic_torch_save(run_dir.checkpoint, self.state_dict())
+        if self.dp.is_main:
+            atomic_torch_save(run_dir.checkpoint, self.state_dict())
 
     def check_finite(self) -> None:
         """Raise TrainingDiverged if a loss so far, or a trainable parameter, is non-finite."""
@@ -134,18 +140,28 @@ class Trainer:
         lr = lr_at(step, config.steps, config.lr, config.lr_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        # Every rank draws the whole batch, and computes its part (spd.distributed).
         batch = self.task.sample_batch(config.batch_size, self.data_generator)
+        part_of = self.dp.rows if self.dp.distributed else None
         # p as a tensor: an annealed float would make the compiled step recompile every step.
         p = torch.tensor(
             annealed_p(config.losses.importance_minimality, step, config.steps), device=self.device
         )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
-            data = run_target(self.model, batch, self.task.independent_rows)
+            data = run_target(self.model, batch, self.task.independent_rows, part_of)
             noise = draw_loss_noise(self.model, data, config, self.mask_generator)
             total, terms, ci_lower = self.compiled_step_losses(data, noise, p)
-        self.tracker.update(ci_lower)
+        fired = self.tracker.fired(ci_lower)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        if self.dp.distributed:
+            total = total * data.share
+            total.backward()
+            terms, fired = self.sum_over_ranks(
+                {name: value * data.share for name, value in terms.items()}, fired
+            )
+        else:
+            total.backward()
+        self.tracker.record(fired)
         if config.grad_clip_norm is not None:
             terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip_norm)
         self.optimizer.step()
@@ -153,22 +169,44 @@ class Trainer:
         self.guard.observe(step, terms)
         return terms
 
+    def sum_over_ranks(
+        self, terms: dict[str, torch.Tensor], fired: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Sum the gradients, the logged terms and the firing flags of every rank's part of the
+        step, in one all-reduce; the gradients are replaced by their sums in place."""
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
+        names = list(terms)
+        flat = torch.cat([
+            *(g.reshape(-1) for g in grads),
+            torch.stack([terms[name].float() for name in names]),
+            fired.float(),
+        ])
+        self.dp.all_reduce_sum(flat)
+        sizes = [g.numel() for g in grads] + [len(names), len(fired)]
+        *grad_sums, term_sums, fired_sums = flat.split(sizes)
+        for param, grad_sum in zip(self.params, grad_sums, strict=True):
+            param.grad = grad_sum.view_as(param)
+        return dict(zip(names, term_sums, strict=True)), fired_sums > 0
+
     def run(
         self,
         run_dir: RunDir,
         metric_log: MetricLog,
         on_eval: Callable[[int, Evaluation], None],
         progress: bool,
-    ) -> Evaluation:
-        """Train from `next_step` to `steps`; evaluate every eval_freq and at the end.
+    ) -> Evaluation | None:
+        """Train from `next_step` to `steps`; evaluate every eval_freq and at the end. Returns
+        the final evaluation (None on ranks other than 0, which neither evaluate nor write).
 
         Raises TrainingDiverged (spd.divergence) once a loss is non-finite, or before a
-        checkpoint or an evaluation would see non-finite parameters.
+        checkpoint or an evaluation would see non-finite parameters (on every rank at once:
+        they hold the same state).
         """
-        config = self.config
+        config, main = self.config, self.dp.is_main
         if self.next_step == 0:
             self.faithfulness_warmup()
-        metric_log.truncate_from(self.next_step)
+        if main:
+            metric_log.truncate_from(self.next_step)
         reporter = ProgressReporter(run_dir.progress, config.steps, config.progress_interval_s)
         # The bar's loss is read every BAR_LOSS_INTERVAL_S, never without a bar.
         bar_loss_interval_s = BAR_LOSS_INTERVAL_S if progress else math.inf
@@ -179,24 +217,26 @@ class Trainer:
             initial=self.next_step,
             total=config.steps,
             desc="SPD",
-            disable=not progress,
+            disable=not (progress and main),
             dynamic_ncols=True,
         )
-        if config.compile_step and self.next_step < config.steps:
+        if config.compile_step and self.next_step < config.steps and main:
             logger.info("compiling the training step (about 30 s on first use)")
         for step in bar:
             if step % config.eval_freq == 0:
                 self.log_eval(step, metric_log, on_eval)
-                reporter.report(step, read_loss(loss))
+                if main:
+                    reporter.report(step, read_loss(loss))
             terms = self.train_step(step)
             loss = terms[TOTAL_LOSS]
             if step % config.log_freq == 0:
                 self.guard.check()  # logging syncs the device anyway
-                metric_log.log(step, {name: float(value) for name, value in terms.items()})
+                if main:
+                    metric_log.log(step, {name: float(value) for name, value in terms.items()})
             self.next_step = step + 1
             if config.save_freq is not None and self.next_step % config.save_freq == 0:
                 self.save_checkpoint(run_dir)
-            if reporter.due(self.next_step):
+            if main and reporter.due(self.next_step):
                 self.guard.check()  # reading the loss syncs anyway; never report a nan
                 reporter.report(self.next_step, read_loss(loss))
             if time.monotonic() - bar_loss_read_s >= bar_loss_interval_s:
@@ -204,13 +244,18 @@ class Trainer:
                 bar_loss_read_s = time.monotonic()
         bar.close()
         evaluation = self.log_eval(config.steps, metric_log, on_eval)
-        reporter.report(config.steps, read_loss(loss))
+        if main:
+            reporter.report(config.steps, read_loss(loss))
         return evaluation
 
     def log_eval(
         self, step: int, metric_log: MetricLog, on_eval: Callable[[int, Evaluation], None]
-    ) -> Evaluation:
+    ) -> Evaluation | None:
+        """Rank 0 evaluates; every rank checks its (identical) parameters first, so that a
+        diverged run stops on all ranks at once."""
         self.check_finite()  # evaluating non-finite weights fails, or logs nonsense
+        if not self.dp.is_main:
+            return None
         evaluation = evaluate(self.model, self.task, self.config, self.tracker, step, self.device)
         metric_log.log(step, {EVAL_PREFIX + k: v for k, v in evaluation.metrics.items()})
         on_eval(step, evaluation)

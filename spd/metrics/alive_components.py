@@ -26,9 +26,21 @@ class AliveComponentsTracker:
         }
 
     def update(self, ci: dict[str, Tensor]) -> None:
-        for path, counter in self.batches_since_fired.items():
-            fired = (ci[path].detach() > self.threshold).flatten(0, -2).any(dim=0)
-            counter.add_(1).masked_fill_(fired, 0)
+        self.record(self.fired(ci))
+
+    def fired(self, ci: dict[str, Tensor]) -> Tensor:
+        """Which components fired on a batch with CI `ci`: one flag per component, the modules'
+        flags concatenated (data-parallel ranks sum them over their parts of a batch)."""
+        return torch.cat([
+            (ci[path].detach() > self.threshold).flatten(0, -2).any(dim=0)
+            for path in self.batches_since_fired
+        ])
+
+    def record(self, fired: Tensor) -> None:
+        """Count one batch on which the components flagged (non-zero) in `fired` fired."""
+        flags = fired.split([len(c) for c in self.batches_since_fired.values()])
+        for counter, module_fired in zip(self.batches_since_fired.values(), flags, strict=True):
+            counter.add_(1).masked_fill_(module_fired.bool(), 0)
 
     def alive_mask(self, path: str) -> Tensor:
         return self.batches_since_fired[path] < self.n_batches_until_dead

@@ -5,6 +5,7 @@ import torch
 
 from spd.config import Config
 from spd.config_loading import load_config
+from spd.distributed import DataParallel
 from spd.run import build_component_model
 from spd.train import Trainer
 from tests.spd.experiments.resid_mlp.conftest import small_resid_mlp_config
@@ -23,7 +24,7 @@ def resid_mlp_config(compile_step: bool) -> Config:
 
 def trained(config: Config, n_steps: int) -> tuple[list[dict[str, float]], Trainer]:
     model, task, _ = build_component_model(config, torch.device("cpu"))
-    trainer = Trainer(config, model, task, torch.device("cpu"))
+    trainer = Trainer(config, model, task, DataParallel(device=torch.device("cpu")))
     logged = []
     for step in range(n_steps):
         logged.append({name: float(value) for name, value in trainer.train_step(step).items()})

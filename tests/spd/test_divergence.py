@@ -7,6 +7,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from spd.config_loading import load_config, validate_config
+from spd.distributed import DataParallel
 from spd.divergence import DivergenceGuard, TrainingDiverged
 from spd.run import build_component_model, run_decomposition
 from spd.run_dir import RunDir
@@ -67,7 +68,7 @@ def test_compiled_step_diverges_without_recompiling():
     # The registry graph of test_compile_step (batch 512), so torch's compile cache has it.
     config = load_config("tms_5-2", ["batch_size=512", "compile_step=true", "device=cpu", "lr=1e6"])
     model, task, _ = build_component_model(config, torch.device("cpu"))
-    trainer = Trainer(config, model, task, torch.device("cpu"))
+    trainer = Trainer(config, model, task, DataParallel(device=torch.device("cpu")))
     trainer.train_step(0)  # compiles the step
     graphs = counters["stats"]["unique_graphs"]
     with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: loss/total="):
