@@ -1,15 +1,8 @@
 """Data parallel (spd.distributed, spd.distributed_launch): `spd-decompose --nproc 2` runs two real
-gloo processes on the CPU, and must compute what one process computes.
-
-Tolerance: the ranks sum their parts of each step's gradients and losses, where one process sums
-the whole batch at once; only the order of float additions differs. Measured after 20 steps:
-parameters within 3e-7, every logged loss and metric within a relative 3e-7 (tms_5-2). The tests
-allow 1e-5 (absolute on parameters, relative on metrics), far below any real difference (a wrong
-share or a missing rank's rows moves the losses at the first step by percents).
-"""
+gloo processes on the CPU, and must compute what one process computes (tolerance: see
+tests/spd/data_parallel_runs.py)."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -27,9 +20,14 @@ from spd.distributed import DataParallel
 from spd.losses import compute_losses, draw_loss_noise
 from spd.run import build_component_model, run_decomposition
 from spd.step_batch import run_target
-from spd.tensor_files import load_tensor_file
+from tests.spd.data_parallel_runs import (
+    TOLERANCE,
+    assert_same_run,
+    decompose,
+    set_flags,
+    trained_parameters,
+)
 
-TOLERANCE = 1e-5
 CORES = len(os.sched_getaffinity(0))
 SHORT_RUN = ["steps=20", "log_freq=1", "eval_freq=10", "image_freq=null", "compile_step=false"]
 EXPERIMENTS = {
@@ -37,46 +35,6 @@ EXPERIMENTS = {
     # resid_mlp1's architecture; a briefly trained target is enough to compare two runs.
     "resid_mlp1": ["task_config.target.train_steps=100", "batch_size=256"],
 }
-
-
-def decompose(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "spd.cli", *args], capture_output=True, text=True, timeout=600,
-        **kwargs,
-    )
-
-
-def set_flags(overrides: list[str]) -> list[str]:
-    return [f"--set={o}" for o in overrides]
-
-
-def metric_records(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def trained_parameters(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = load_tensor_file(run_dir / "model.pt")
-    return {
-        f"{group}.{name}": value
-        for group in ("components", "ci_fns")
-        for name, value in state[group].items()
-    }
-
-
-def assert_same_run(one: Path, two: Path) -> None:
-    records_one, records_two = metric_records(one), metric_records(two)
-    assert [r["step"] for r in records_one] == [r["step"] for r in records_two]
-    for a, b in zip(records_one, records_two, strict=True):
-        assert a.keys() == b.keys()
-        for name, value in a.items():
-            if isinstance(value, float) and math.isfinite(value):
-                assert b[name] == pytest.approx(value, rel=TOLERANCE, abs=1e-9), (a["step"], name)
-            else:
-                assert b[name] == value, (a["step"], name)
-    params_one, params_two = trained_parameters(one), trained_parameters(two)
-    assert params_one.keys() == params_two.keys()
-    for name, value in params_one.items():
-        torch.testing.assert_close(params_two[name], value, atol=TOLERANCE, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("experiment", list(EXPERIMENTS))
@@ -138,18 +96,18 @@ def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_
     try:
         wait_for(lambda: (killed / "checkpoint.pt").exists(), "the first checkpoint")
         os.kill(wait_for(lambda: rank_pid(launcher, 1), "rank 1's process"), signal.SIGKILL)
-        stdout, stderr = launcher.communicate(timeout=120)
+        _, stderr = launcher.communicate(timeout=120)
     finally:
         launcher.kill()
     assert launcher.returncode == 1, stderr[-3000:]
     error_lines = [line for line in stderr.splitlines() if line.startswith("Error:")]
-    assert error_lines == [
+    assert error_lines == [(
         "Error: rank 1 of 2 stopped (killed by SIGKILL), and the other ranks with it; run the "
         "same command again to resume from the last checkpoint"
-    ]
+    )]
     assert "Traceback" not in stderr
     assert not (killed / "summary.json").exists()
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming" in resumed.stderr
     uninterrupted = tmp_path / "uninterrupted"
