@@ -28,6 +28,10 @@ LOGGED_PACKAGES = ("spd", "orchestrator")
 
 THREAD_ENV_VARS = ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE")
 """Where a SLURM job learns how many CPUs it has, most specific first."""
+LOCAL_WORLD_SIZE_ENV = "LOCAL_WORLD_SIZE"
+"""torchrun: how many ranks it started on this node (a data-parallel job)."""
+RANK_ENV = "RANK"
+"""torchrun: this process's rank among all of them."""
 
 
 class DecompositionJob(submitit.helpers.Checkpointable):
@@ -56,22 +60,27 @@ class DecompositionJob(submitit.helpers.Checkpointable):
 
 
 def log_to_job_output() -> None:
-    """The packages' INFO logs into the job's log (submitit's own logger has its handler)."""
+    """The packages' INFO logs into the job's log (submitit's own logger has its handler); a
+    data-parallel job's ranks other than 0 log warnings and errors only."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logging.INFO if os.environ.get(RANK_ENV, "0") == "0" else logging.WARNING
     for name in LOGGED_PACKAGES:
         package_logger = logging.getLogger(name)
         package_logger.addHandler(handler)
-        package_logger.setLevel(logging.INFO)
+        package_logger.setLevel(level)
 
 
 def set_torch_threads() -> int:
-    """Use the CPUs SLURM gave the job; elsewhere torch's default (which OMP_NUM_THREADS sets)."""
+    """Use the CPUs SLURM gave the job, shared by the ranks torchrun started on this node (a
+    data-parallel job); elsewhere torch's default (which OMP_NUM_THREADS sets)."""
     import torch
 
+    ranks_here = os.environ.get(LOCAL_WORLD_SIZE_ENV, "")
+    ranks_here_n = int(ranks_here) if ranks_here.isdigit() and int(ranks_here) > 0 else 1
     for name in THREAD_ENV_VARS:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
-            torch.set_num_threads(int(value))
+            torch.set_num_threads(max(1, int(value) // ranks_here_n))
             break
     return torch.get_num_threads()

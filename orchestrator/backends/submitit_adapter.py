@@ -9,6 +9,10 @@ protocol, the pickle format, the runner and the sacct watcher are internal to su
 everything else in the orchestrator goes through the functions here.
 """
 
+import logging
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +54,61 @@ def staged_call(staging: Path, task_index: int) -> Path:
 def run_array_task(folder: Path, staging: Path) -> None:
     """Run this SLURM array task (in the task, with SUBMITIT_EXECUTOR=slurm): move its staged
     call to where the runner looks for it, then run the runner on `folder`. A requeued task
-    finds the runner's pickle in place (the call, or a checkpoint of it) and keeps it."""
+    finds the runner's pickle in place (the call, or a checkpoint of it) and keeps it.
+
+    A data-parallel task runs this in every rank (torchrun's RANK): rank 0 does the above, as
+    the task's one submitit runner (result pickle, requeue on USR2); the other ranks only call
+    the same function (their share of the decomposition) and touch none of submitit's files."""
     environment = JobEnvironment()
     task_index = environment.array_task_id
     assert task_index is not None, "not a SLURM array task"
     expected = submitted_pickle(folder, environment.job_id)
+    staged = staged_call(staging, int(task_index))
+    if os.environ.get(RANK_ENV, "0") != "0":
+        run_as_other_rank(expected, staged)
+        return
+    # submitit names its files, and requeues only, as task 0 (SLURM_PROCID): torchrun may have
+    # put rank 0 on any node of the allocation, whose srun task has another PROCID.
+    os.environ[PROCID_ENV] = "0"
     if not expected.exists():
-        staged_call(staging, int(task_index)).rename(expected)
+        staged.rename(expected)
     process_job(folder)
+
+
+RANK_ENV = "RANK"
+"""torchrun's global rank of this process; unset outside torchrun."""
+PROCID_ENV = "SLURM_PROCID"
+"""Where submitit's JobEnvironment reads the task's rank (its `global_rank`)."""
+CALL_WAIT_S = 60
+"""How long a rank other than 0 looks for the task's call (the shared file system may lag)."""
+
+
+def run_as_other_rank(submitted: Path, staged: Path) -> None:
+    """A rank other than 0 of a data-parallel task: load the task's call, wherever it is (rank 0
+    moves it from `staged` to `submitted`, atomically, and writes its checkpoints there), and
+    call it. USR2 is for rank 0, which checkpoints and requeues the whole task; this rank
+    keeps stepping with it meanwhile (its collectives need it), instead of dying of it."""
+    signal.signal(signal.SIGUSR2, _leave_usr2_to_rank_0)
+    deadline = time.monotonic() + CALL_WAIT_S
+    while True:
+        for path in (submitted, staged):
+            try:
+                delayed = DelayedSubmission.load(path)
+            except FileNotFoundError:  # moved between the check and the read: try the other
+                continue
+            delayed.function(*delayed.args, **delayed.kwargs)
+            return
+        if time.monotonic() > deadline:
+            raise FileNotFoundError(f"neither {submitted} nor {staged} holds the task's call")
+        time.sleep(0.1)
+
+
+def _leave_usr2_to_rank_0(signum: int, frame: object) -> None:
+    logging.getLogger(__name__).warning(
+        "rank %s: %s; rank 0 checkpoints and requeues the task",
+        os.environ.get(RANK_ENV),
+        signal.Signals(signum).name,
+    )
 
 
 def job_log(folder: Path, job_id: str) -> Path:

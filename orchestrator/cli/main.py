@@ -16,7 +16,9 @@ import click
 from orchestrator.backends.slurm.render import DEFAULT_TEMPLATE
 from orchestrator.cli.options import (
     DEFAULT_SWEEP,
+    LOCAL_DATA_PARALLEL,
     RESOURCE_OPTIONS,
+    SEARCH_DATA_PARALLEL,
     SweepOptions,
     flag_of,
     sweep_argument,
@@ -61,6 +63,10 @@ def check_option_combinations(options: SweepOptions) -> None:
         raise click.UsageError(
             "--sweep (a grid) and --optuna (a search) are two kinds of sweep: give one"
         )
+    if options.world_size() > 1 and options.local:
+        raise click.UsageError(LOCAL_DATA_PARALLEL)
+    if options.world_size() > 1 and options.optuna is not None:
+        raise click.UsageError(SEARCH_DATA_PARALLEL)
     if options.optuna is not None and options.retry_failed:
         raise click.UsageError(
             "--retry-failed applies to grid sweeps; a search retries a killed agent's trial by itself"
@@ -134,6 +140,20 @@ def check_option_combinations(options: SweepOptions) -> None:
     "cpus_per_task",
     type=click.IntRange(min=1),
     help="CPUs per job, used as torch threads (default: what the experiment uses well).",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    help="Nodes per job (default 1): each job is one decomposition, data parallel over "
+    "--nodes x --nproc-per-node processes (torchrun under srun).",
+)
+@click.option(
+    "--nproc-per-node",
+    "--nproc_per_node",
+    "nproc_per_node",
+    type=click.IntRange(min=1),
+    help="Processes per node of each job (default 1), one GPU each (--gpus, per node, defaults "
+    "to it). The config's batch_size is the global batch: it must divide by all processes.",
 )
 @click.option("--mem", help="Memory per job, e.g. 8G (default: what the experiment needs).")
 @click.option("--account", help="SLURM account.")

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 DEFAULT_SWEEP = Path("sweeps/default.yaml")
 """What `--sweep` alone expands (from the repository when not in the working directory)."""
 
+LOCAL_DATA_PARALLEL = (
+    "--nodes/--nproc-per-node run each job in several processes, which --local does not: "
+    "run one decomposition on this machine with `spd-decompose CONFIG --nproc N`, or submit "
+    "the sweep to SLURM (without --local)"
+)
+SEARCH_DATA_PARALLEL = (
+    "--nodes/--nproc-per-node: searches (--optuna) do not run data-parallel trials yet; "
+    "run each trial in one process"
+)
+
 
 @dataclass(frozen=True)
 class ResourceOptions:
@@ -31,6 +41,8 @@ class ResourceOptions:
     mem: str | None
     account: str | None
     qos: str | None
+    nodes: int | None
+    nproc_per_node: int | None
 
     def slurm_fields(self) -> dict[str, Any]:
         """SlurmResources field -> value (None: not given)."""
@@ -111,6 +123,11 @@ class SweepOptions:
             overrides[key] = value
         return overrides
 
+    def world_size(self) -> int:
+        """The processes of each job that --nodes and --nproc-per-node ask for (1 when not
+        given)."""
+        return (self.resources.nodes or 1) * (self.resources.nproc_per_node or 1)
+
     def given(self, *names: str) -> list[str]:
         """Those of the parameters `names` that were given on the command line, in that order."""
         return [name for name in names if name in self.on_command_line]
@@ -121,6 +138,7 @@ FLAG_OF_PARAMETER = {
     "set_values": "--set",
     "sbatch_flags": "--sbatch",
     "resume_ref": "--resume",
+    "nproc_per_node": "--nproc-per-node",
 }
 """Parameters whose flag is not `--<parameter name>`."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -23,7 +24,13 @@ from orchestrator.backends.local import LocalBackend
 from orchestrator.backends.slurm.backend import SlurmBackend
 from orchestrator.backends.slurm.render import TemplateError, resolve_template
 from orchestrator.backends.track import progress_text, refresh, state_counts, status_table
-from orchestrator.cli.options import DEFAULT_SWEEP, SweepOptions, flag_of
+from orchestrator.cli.options import (
+    DEFAULT_SWEEP,
+    LOCAL_DATA_PARALLEL,
+    SEARCH_DATA_PARALLEL,
+    SweepOptions,
+    flag_of,
+)
 from orchestrator.cli.report import create_report
 from orchestrator.state.definition import SweepDefinition, sweep_dir_of, write_sweep
 from orchestrator.state.sweep_dir import (
@@ -50,6 +57,7 @@ from orchestrator.sweep.validate import (
 )
 from spd.config_loading import ConfigError, error_message
 from spd.dir_lock import DirBusyError
+from spd.distributed import check_batch_split
 from spd.metric_names import TARGET_CI_ERROR, metric_name
 from spd.registry import EXPERIMENTS
 from spd.run_summary import RunSummary
@@ -124,6 +132,8 @@ def resource_problem(error: ErrorDetails) -> str:
     """A SlurmResources error as the option that set the value; --sbatch's (field `extra`) name
     their flag themselves."""
     message = error_message(error)
+    if not error["loc"]:  # a check of several fields, whose message names their options
+        return message
     field = str(error["loc"][0])
     return message if field == "extra" else f"--{field.replace('_', '-')}: {message}"
 
@@ -253,6 +263,7 @@ def new_sweep(
     jobs = validate_jobs(
         expand_jobs(experiments, sweep_file, options.job_overrides(), options.job_suffix),
         check_device_here=settings.backend == "local",
+        world_size=settings.resources.world_size,
     )
     click.echo(job_count_summary(jobs))
     check_job_count(len(jobs), options.yes or options.dry_run)
@@ -288,7 +299,10 @@ def launch_settings(options: SweepOptions, experiments: list[str], label: str) -
         resources=resources_from(
             resources.slurm_fields()
             | {
-                "gpus": resources.gpus if resources.gpus is not None else int(not options.cpu),
+                # One GPU per process (of a node): 1 unless --nproc-per-node says more.
+                "gpus": resources.gpus
+                if resources.gpus is not None
+                else int(not options.cpu) * (resources.nproc_per_node or 1),
                 "time": resources.time or str(default_time_minutes(experiments)),
                 "cpus_per_task": resources.cpus_per_task or default_cpus(experiments),
                 "mem": resources.mem or default_mem(experiments),
@@ -324,7 +338,28 @@ def resume_sweep(
     stored = meta.launch
     if stored is None:
         raise click.UsageError(f"sweep {sweep.sweep_id} was never submitted: run its command again")
-    return sweep, stored.model_copy(update=launch_updates(options, stored))
+    settings = stored.model_copy(update=launch_updates(options, stored))
+    check_resumed_data_parallel(sweep, settings, meta.kind)
+    return sweep, settings
+
+
+def check_resumed_data_parallel(sweep: SweepDir, settings: LaunchSettings, kind: str) -> None:
+    """The checks of a new sweep's --nodes/--nproc-per-node, for the settings a --resume runs
+    with (stored, or changed on its command line): a job in several processes runs on SLURM,
+    is no search's trial, and has a batch_size its processes split evenly."""
+    world_size = settings.resources.world_size
+    if world_size == 1:
+        return
+    if settings.backend == "local":
+        raise click.UsageError(LOCAL_DATA_PARALLEL)
+    if kind == "optuna":
+        raise click.UsageError(SEARCH_DATA_PARALLEL)
+    for record in sweep.read_manifest().jobs:
+        config = yaml.safe_load(sweep.config_path(record.job_id).read_text())
+        try:
+            check_batch_split(int(config["batch_size"]), world_size)
+        except ConfigError as e:
+            raise click.UsageError(f"job {record.name}: {e}") from None
 
 
 def launch_updates(options: SweepOptions, stored: LaunchSettings) -> dict[str, Any]:

@@ -7,7 +7,7 @@ and the SLURM backend renders; nothing here depends on how a script is rendered.
 
 import re
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from spd.strict_model import StrictModel
 
@@ -37,6 +37,8 @@ MANAGED_FLAGS = frozenset(
         "mem",
         "account",
         "qos",
+        "nodes",
+        "ntasks-per-node",
     }
 )
 """Flags spd-sweep sets itself (or through its own options): not accepted through --sbatch."""
@@ -63,6 +65,8 @@ OPTION_FOR_FLAG = {
     "mem": "--mem",
     "account": "--account",
     "qos": "--qos",
+    "nodes": "--nodes",
+    "ntasks-per-node": "--nproc-per-node",
 }
 
 
@@ -76,6 +80,12 @@ class SlurmResources(StrictModel):
     mem: str | None = Field(None, description="e.g. 4G, 500M")
     account: str | None = None
     qos: str | None = None
+    nodes: PositiveInt = Field(
+        1, description="Nodes per job: one decomposition, data parallel over all of them"
+    )
+    nproc_per_node: PositiveInt = Field(
+        1, description="Processes (ranks) per node of a job, each with one GPU (or CPU share)"
+    )
     extra: dict[str, str] = Field(
         default_factory=dict, description="Other sbatch flags (without --); '' for a bare flag."
     )
@@ -128,8 +138,19 @@ class SlurmResources(StrictModel):
             check_sbatch_value(value, f"--sbatch {flag}")
         return extra
 
+    @model_validator(mode="after")
+    def _one_gpu_per_process(self) -> "SlurmResources":
+        if self.gpus and self.gpus < self.nproc_per_node:
+            raise ValueError(
+                f"--gpus {self.gpus} (per node) is fewer than --nproc-per-node "
+                f"{self.nproc_per_node}: each process takes one GPU; give --gpus "
+                f"{self.nproc_per_node} or more"
+            )
+        return self
+
     def directives(self) -> list[tuple[str, str]]:
-        """(flag, value) pairs for #SBATCH lines, in a stable order; '' for a bare flag."""
+        """(flag, value) pairs for #SBATCH lines, in a stable order; '' for a bare flag. The
+        template asks for the nodes and tasks itself (`nodes`, `nproc_per_node`)."""
         pairs = [
             ("partition", self.partition),
             ("time", self.time),
@@ -142,6 +163,11 @@ class SlurmResources(StrictModel):
         return [(flag, value) for flag, value in pairs if value is not None] + sorted(
             self.extra.items()
         )
+
+    @property
+    def world_size(self) -> int:
+        """The processes (ranks) of each job: nodes x processes per node."""
+        return self.nodes * self.nproc_per_node
 
     def timeout_minutes(self) -> int | None:
         """None when there is no limit (none given, or UNLIMITED)."""

@@ -15,6 +15,7 @@ from orchestrator.sweep.expand import JobSpec
 from orchestrator.sweep.params import format_value
 from spd.config import Config
 from spd.config_loading import ConfigError, validate_config
+from spd.distributed import check_batch_split
 from spd.validate import Validator, raise_problems
 
 JOB_COUNT_CONFIRM_THRESHOLD = 1000
@@ -44,13 +45,16 @@ def job_id_of(config: Config) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def validate_jobs(specs: list[JobSpec], check_device_here: bool) -> list[ValidatedJob]:
+def validate_jobs(
+    specs: list[JobSpec], check_device_here: bool, world_size: int = 1
+) -> list[ValidatedJob]:
     """The jobs with their validated configs, or SweepValidationError listing every problem.
 
     Each config goes through the training core's whole validation (spd.validate: module
     patterns, identities and tied pairs resolved against the target's module tree, devices,
     files, user code); `check_device_here` also checks that its device exists on this machine
-    (local jobs), not only its spelling (jobs that run on a cluster's nodes)."""
+    (local jobs), not only its spelling (jobs that run on a cluster's nodes). A job that runs
+    in `world_size` processes (data parallel) must have a batch_size they split evenly."""
     problems: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     valid: list[ValidatedJob] = []
     validator = Validator(check_device_here)
@@ -61,6 +65,7 @@ def validate_jobs(specs: list[JobSpec], check_device_here: bool) -> list[Validat
         try:
             config = validate_config(spec.raw_config)
             raise_problems(validator(config))
+            check_batch_split(config.batch_size, world_size)
         except ConfigError as e:
             problems[(spec.experiment, str(e))].append(spec.params)
             continue

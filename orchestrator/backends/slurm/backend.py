@@ -98,6 +98,8 @@ class SlurmBackend:
             staging_folder=str(staging),
             code_dir=str(sweep.code),
             env={name: os.environ[name] for name in FORWARDED_ENV if name in os.environ},
+            nodes=self.resources.nodes,
+            nproc_per_node=self.resources.nproc_per_node,
         )
         return render_array_script(self.template, script)
 

@@ -79,6 +79,10 @@ class ArrayScript:
     """The snapshot of the code as of submission; first on the jobs' PYTHONPATH."""
     env: dict[str, str] = field(default_factory=dict)
     """Environment variables the jobs need to see, whatever sbatch's --export policy."""
+    nodes: int = 1
+    nproc_per_node: int = 1
+    """Each task is one decomposition in nodes x nproc_per_node processes (ranks) when that is
+    more than 1: one torchrun per node under srun (the directives ask for the nodes)."""
 
     def __post_init__(self) -> None:
         bad = [name for name in self.env if not ENV_NAME.match(name)]
@@ -86,6 +90,8 @@ class ArrayScript:
             raise UnsafeValueError(f"not environment variable names: {', '.join(bad)}")
         if not 1 <= self.max_running or not 1 <= self.array_size:
             raise ValueError("an array has at least one task and runs at least one at a time")
+        if not 1 <= self.nodes or not 1 <= self.nproc_per_node:
+            raise ValueError("a task runs on at least one node, in at least one process per node")
 
     @property
     def array(self) -> str:

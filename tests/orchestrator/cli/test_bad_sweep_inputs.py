@@ -60,6 +60,16 @@ CASES = [
     Case("job suffix with a newline", [*GRID, "--job_suffix", "a\nb"], "--job_suffix: 'a\\nb' contains a newline", sweep(OK_SWEEP)),
     Case("template that does not exist", [*GRID, "--template", "nosuch"], "no template 'nosuch': give a file or one of job_array.sbatch.j2", sweep(OK_SWEEP)),
     Case("no agents", [*GRID, "--n_agents", "0"], "0 is not in the range x>=1", sweep(OK_SWEEP), USAGE),
+    # --- one job in several processes (data parallel)
+    Case("no nodes", [*GRID, "--nodes", "0"], "Invalid value for '--nodes': 0 is not in the range x>=1", sweep(OK_SWEEP), USAGE),
+    Case("no processes per node", [*GRID, "--nproc-per-node", "0"], "Invalid value for '--nproc-per-node'", sweep(OK_SWEEP), USAGE),
+    Case("fewer GPUs than processes", [*GRID, "--nproc-per-node", "4", "--gpus", "2"], "--gpus 2 (per node) is fewer than --nproc-per-node 4: each process takes one GPU", sweep(OK_SWEEP), USAGE),
+    Case("batch that does not split over the processes", [*GRID, "--cpu", "--nodes", "3"], "batch_size 4096 (the global batch) does not split evenly over 3 processes", sweep(OK_SWEEP)),
+    Case("batch of one job that does not split", [*GRID, "--nproc-per-node", "2"], "batch_size 4097 (the global batch) does not split evenly over 2 processes", sweep("tms_5-2:\n  batch_size: {values: [4096, 4097]}\n")),
+    Case("data parallel with --local", [*GRID, "--local", "--nproc-per-node", "2"], "--local does not: run one decomposition on this machine with `spd-decompose CONFIG --nproc N`, or submit the sweep to SLURM", sweep(OK_SWEEP), USAGE),
+    Case("data parallel search", ["--optuna", "q.yaml", "--n_trials", "2", "--dry-run", "--nodes", "2"], "searches (--optuna) do not run data-parallel trials yet", search(OK_SEARCH), USAGE),
+    Case("sbatch nodes", [*GRID, "--sbatch", "nodes=2"], "--sbatch nodes: spd-sweep sets --nodes itself; use its --nodes option", sweep(OK_SWEEP), USAGE),
+    Case("sbatch tasks per node", [*GRID, "--sbatch", "ntasks-per-node=2"], "--sbatch ntasks-per-node: spd-sweep sets --ntasks-per-node itself; use its --nproc-per-node option", sweep(OK_SWEEP), USAGE),
     # --- the sweep file
     Case("sweep file missing", GRID, "sweep file s.yaml does not exist"),
     Case("sweep file a directory", ["--sweep", ".", "--dry-run"], "sweep file . is a directory"),

@@ -86,6 +86,95 @@ def test_default_template_golden_with_resources_and_env() -> None:
     check_golden("job_array_resources.sbatch", text)
 
 
+def test_default_template_golden_data_parallel() -> None:
+    """2 nodes x 2 processes: one torchrun per node under srun, rendezvous at the first node."""
+    resources = SlurmResources(
+        partition="gpu",
+        time="2:00:00",
+        gpus=2,
+        cpus_per_task=8,
+        mem="64G",
+        nodes=2,
+        nproc_per_node=2,
+    )
+    text = render_array_script(
+        resolve_template(DEFAULT_TEMPLATE),
+        script(directives=resources.directives(), nodes=2, nproc_per_node=2),
+    )
+    check_golden("job_array_data_parallel.sbatch", text)
+
+
+def test_one_process_per_job_renders_no_launcher() -> None:
+    """nodes=1, nproc_per_node=1 is today's script exactly (the golden files above)."""
+    plain = render_array_script(resolve_template(DEFAULT_TEMPLATE), script())
+    assert plain == render_array_script(
+        resolve_template(DEFAULT_TEMPLATE), script(nodes=1, nproc_per_node=1)
+    )
+    assert "srun" not in plain and "--nodes" not in plain
+
+
+def test_data_parallel_script_starts_torchrun_under_srun(tmp_path: Path) -> None:
+    """Run the rendered 1-node x 3-process script with bash and stand-in srun and scontrol: the
+    launcher gets every value verbatim, the head node and the job's port."""
+    weird_dir = tmp_path / "dir with $(touch x) and 'quotes'"
+    weird_dir.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    report = tmp_path / "report.txt"
+    fakes = {
+        "srun": f"{{ printf '%s\\n' \"$@\"; printf 'PYTHONSAFEPATH=%s\\n' \"$PYTHONSAFEPATH\"; }} > {report}",
+        "scontrol": "[ \"$1 $2 $3\" = 'show hostnames n[3-4]' ] && printf 'n3\\nn4\\n'",
+    }
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    text = render_array_script(
+        resolve_template(DEFAULT_TEMPLATE),
+        script(
+            python=str(weird_dir / "python"),
+            submitit_folder=str(weird_dir / "logs"),
+            staging_folder=str(weird_dir / "logs" / "array_000"),
+            nproc_per_node=3,
+        ),
+    )
+    (tmp_path / "job.sbatch").write_text(text)
+    environment = {"SLURM_JOB_ID": "123457", "SLURM_JOB_NODELIST": "n[3-4]"}
+    subprocess.run(
+        ["bash", str(tmp_path / "job.sbatch")],
+        check=True,
+        timeout=30,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_CPUS_PER_TASK": "6"} | environment,
+    )
+    assert not (Path.cwd() / "x").exists()
+    assert "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n" in text
+    assert report.read_text().split("\n")[:-1] == [
+        "--kill-on-bad-exit=1",
+        "--cpus-per-task=6",
+        str(weird_dir / "python"),
+        "-P",
+        "-u",
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc-per-node=3",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=n3:23457",
+        "--rdzv-id=123457",
+        "--max-restarts=0",
+        "--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR2",
+        "-m",
+        "orchestrator.backends.slurm.array_task",
+        str(weird_dir / "logs"),
+        str(weird_dir / "logs" / "array_000"),
+        "PYTHONSAFEPATH=1",
+    ]
+
+
+def test_processes_per_task_are_at_least_one() -> None:
+    with pytest.raises(ValueError, match="at least one node"):
+        script(nodes=0)
+
+
 def sbatch_directive_value(line: str) -> str:
     """What sbatch reads from `#SBATCH --flag="..."`: double quotes group, backslash escapes
     (src/sbatch/opt.c). Used to check that quoting round-trips."""

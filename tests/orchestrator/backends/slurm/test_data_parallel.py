@@ -1,0 +1,75 @@
+"""Data-parallel jobs on the real localhost SLURM cluster (scripts/slurm_cluster.sh): each job of
+a sweep is one decomposition in 2 processes (srun -> torchrun -> 2 ranks of the array task's
+runner), and finds what the same config finds in one process.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.state.sweep_dir import JobState
+from spd.config_loading import validate_config
+from spd.run import run_decomposition
+from tests.orchestrator.backends.slurm.test_slurm_sweeps import SLURM_ARGS, array_of, run, the_sweep
+from tests.orchestrator.short_sweeps import SHORT_RUN, write_sweep_file
+from tests.orchestrator.slurm_accounting import wait_for_final_states
+
+pytestmark = pytest.mark.slurm
+
+DATA_PARALLEL_RUN = SHORT_RUN | {"steps": 20, "eval_freq": 20, "save_freq": 10, "log_freq": 10}
+"""20 steps of a tms_5-2 decomposition, global batch 64 (32 rows per rank)."""
+
+
+@pytest.fixture
+def sweeps(slurm_cluster: str, sweep_root: Path) -> Path:
+    return sweep_root
+
+
+def module_summaries(summary: Path) -> dict[str, float]:
+    """'<module>.<field>' -> value of summary.json's modules (the pattern aside)."""
+    modules = json.loads(summary.read_text())["modules"]
+    return {
+        f"{path}.{key}": value
+        for path, module in modules.items()
+        for key, value in module.items()
+        if key != "pattern"
+    }
+
+
+def test_sweep_of_two_jobs_each_in_two_processes_equals_single_process_runs(
+    sweeps: Path, tmp_path: Path
+) -> None:
+    sweep_file = write_sweep_file(
+        Path("dp.yaml"), {"global": DATA_PARALLEL_RUN, "tms_5-2": {"seed": {"values": [0, 1]}}}
+    )
+
+    result = run(
+        "--sweep", str(sweep_file), "--nproc-per-node", "2", "--cpus-per-task", "2", *SLURM_ARGS
+    )
+
+    assert result.exit_code == 0, result.output
+    sweep = the_sweep(sweeps)
+    manifest = sweep.read_manifest()
+    assert [r.state for r in manifest.jobs] == [JobState.COMPLETED] * 2
+    resources = sweep.read_meta().launch.resources  # type: ignore[union-attr]
+    assert (resources.nodes, resources.nproc_per_node) == (1, 2)
+    script = (sweep.scripts / "array_000.sbatch").read_text()
+    assert "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n" in script
+    assert "--nnodes=1 --nproc-per-node=2" in script
+    assert [t.state for t in wait_for_final_states(array_of(sweep), 2)] == ["COMPLETED"] * 2
+    for record in manifest.jobs:
+        log = (sweep.path / record.log_path).read_text()
+        # Rank 0 ran the code snapshot, as one of 2 ranks, with 1 of the job's 2 CPUs.
+        assert f"code from {sweep.code / 'spd'}; 1 torch threads" in log, log
+        assert "Data parallel: rank 0 of 2 on cpu" in log, log
+        assert "rank 1 of 2" not in log  # the other rank logs warnings only
+        # The same config in one process, in this one:
+        config_path = sweep.config_path(record.job_id)
+        config = validate_config(yaml.safe_load(config_path.read_text()))
+        single = tmp_path / "single" / record.job_id
+        run_decomposition(config, single, resume=False, progress=False)
+        assert module_summaries(sweep.run_dir(record.job_id).summary) == pytest.approx(
+            module_summaries(single / "summary.json"), rel=1e-5
+        )
