@@ -34,6 +34,7 @@ bench: install
 	$(PY) bench/bench_tms.py
 	$(PY) bench/bench_resid_mlp.py
 	$(PY) bench/bench_orchestrator.py
+	$(PY) bench/bench_data_parallel.py
 
 slurm-up:
 	bash scripts/slurm_cluster.sh start
