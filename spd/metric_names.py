@@ -79,6 +79,9 @@ EVAL_PREFIX = "eval/"
 """How metrics.jsonl (and W&B) name an evaluation's metrics: `eval/<metric name>`."""
 TOTAL_LOSS = loss_name(TOTAL)
 """The weighted sum of the loss terms: what training minimises."""
+FIGURE_PREFIX = "figures/"
+"""How W&B names a run's figures: `figures/<name>`, where the run directory has
+`figures/<name>.png`; logged at each `image_freq` evaluation and at the end."""
 
 
 def enabled_loss_terms(config: Config) -> list[str]:

@@ -33,6 +33,7 @@ from spd.figures import (
 )
 from spd.identity_insertion import insert_identity_operations
 from spd.metric_log import MetricLog
+from spd.metric_names import FIGURE_PREFIX
 from spd.module_patterns import format_resolution_table, resolve_module_patterns
 from spd.run_dir import RunDir
 from spd.run_summary import ModuleSummary, RunSummary
@@ -114,6 +115,17 @@ def save_figures(
     for name, fig in figures.items():
         save_figure(fig, run_dir.figures / f"{name}.png")
     return sorted(str((run_dir.figures / f"{n}.png").relative_to(run_dir.path)) for n in figures)
+
+
+def log_figures(wandb_run: Any, run_dir: RunDir, figures: list[str], step: int) -> None:
+    """The figures' PNGs (paths relative to the run directory) as W&B images at `step`, under
+    `figures/<name>` (spd.metric_names.FIGURE_PREFIX)."""
+    import wandb
+
+    wandb_run.log(
+        {FIGURE_PREFIX + Path(f).stem: wandb.Image(str(run_dir.path / f)) for f in figures},
+        step=step,
+    )
 
 
 def build_summary(
@@ -308,7 +320,9 @@ def _run(
 
     def on_eval(step: int, evaluation: Evaluation) -> None:
         if config.image_freq is not None and step % config.image_freq == 0 and step < config.steps:
-            save_figures(run_dir, model, evaluation, config, task)
+            figures = save_figures(run_dir, model, evaluation, config, task)
+            if wandb_run is not None:
+                log_figures(wandb_run, run_dir, figures, step)
         if user_on_eval is not None:
             user_on_eval(step, evaluation)
 
@@ -329,7 +343,8 @@ def _run(
     summary.write(run_dir.summary)
     dp.broadcast_from_main(summary.model_dump_json())
     if wandb_run is not None:
-        wandb_run.summary.update(evaluation.metrics)
+        log_figures(wandb_run, run_dir, figures, config.steps)
+        wandb_run.summary.update(summary.flat())
         wandb_run.finish()
     logger.info("Finished: %s", run_dir.path)
     return summary

@@ -5,7 +5,7 @@ Metric names are those of spd.metric_names.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -61,9 +61,25 @@ class RunSummary(StrictModel):
     modules: dict[str, ModuleSummary] = Field(description="Module path -> its summary.")
     figures: list[str] = Field(description="Figure files, relative to the run directory.")
 
+    def flat(self) -> dict[str, Any]:
+        """What the W&B run's summary holds of it: each value of summary.json under its JSON path
+        joined by '/': `task`, `steps`, ..., `metrics/<metric name>`,
+        `modules/<module path>/<field>` (e.g. `modules/linear1/C`), `figures` (the list)."""
+        return flatten(self.model_dump(exclude_none=True))
+
     def write(self, path: Path) -> None:
         atomic_write_text(path, self.model_dump_json(indent=2, exclude_none=True) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> "RunSummary":
         return cls.model_validate_json(path.read_text())
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}/")
+        else:
+            out[prefix + key] = value
+    return out

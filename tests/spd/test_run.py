@@ -1,20 +1,24 @@
 import json
+import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
+import wandb
 import yaml
 
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, fingerprint_of
 from spd.config_loading import ConfigError
-from spd.metric_names import TOTAL_LOSS, metric_name_problem
+from spd.metric_names import FIGURE_PREFIX, TOTAL_LOSS, metric_name_problem
 from spd.progress import read_progress
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.run_summary import RunSummary
 from spd.train import Trainer
 from tests.conftest import tms_config_dict
+from tests.wandb_records import read_offline_run
 
 
 def test_run_writes_the_run_directory(tmp_path):
@@ -101,18 +105,44 @@ def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
     config = Config.model_validate(
         tms_config_dict(
             steps=4,
+            log_freq=1,
+            eval_freq=2,
+            image_freq=2,
             user_metrics=["tests.spd.user_hooks_example:n_modules_metric"],
             user_figures=["tests.spd.user_hooks_example:blank_figure"],
             wandb_project="spd-tests",
+            wandb_tags=["tag-a"],
         )
     )
     summary = run_decomposition(config, tmp_path, progress=False)
+    wandb.teardown()  # W&B's service writes the run's files in the background: let it finish
     assert summary.metrics["user/n_modules"] == 2
     assert "figures/user_blank.png" in summary.figures
-    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1
-    history = list(offline_runs[0].glob("*.wandb"))
-    assert history and history[0].stat().st_size > 0
+    (offline,) = (tmp_path / "wandb").glob("offline-run-*")
+    (log_file,) = offline.glob("run-*.wandb")
+    run = read_offline_run(log_file)
+    assert run.tags == ["tag-a"]
+    assert {k: v for k, v in run.config.items() if k != "_wandb"} == config.model_dump(mode="json")
+
+    # The figures at each image_freq evaluation (0, 2) and the final ones (4), as PNG media.
+    figure_keys = {FIGURE_PREFIX + Path(f).stem for f in summary.figures}
+    assert "figures/user_blank" in figure_keys
+    for step in (0, 2, 4):
+        images = {k: v for k, v in run.history[step].items() if k.startswith(FIGURE_PREFIX)}
+        assert images.keys() == figure_keys, step
+        for image in images.values():
+            assert image["_type"] == "image-file"
+            assert (offline / "files" / image["path"]).is_file()
+    assert run.history.keys() == {0, 1, 2, 3, 4}
+    assert not any(k.startswith(FIGURE_PREFIX) for step in (1, 3) for k in run.history[step])
+
+    # The W&B summary holds summary.json, flattened (spd.run_summary.RunSummary.flat).
+    flat = summary.flat()
+    assert {"task", "steps", "wall_time_s", "metrics/alive/total", "modules/linear1/C", "figures"} <= flat.keys()
+    assert flat["modules/linear1/C"] == 8 and flat["metrics/user/n_modules"] == 2
+    for key, value in flat.items():
+        logged = run.summary[key]
+        assert value == logged or (math.isnan(value) and math.isnan(logged)), (key, value, logged)
 
 
 def test_rerun_with_another_config_is_refused_and_leaves_the_run_as_it_was(tmp_path):

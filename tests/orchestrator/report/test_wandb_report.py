@@ -16,8 +16,8 @@ from orchestrator.report.model import read_sweep_report
 from orchestrator.report.wandb_report import build_wandb_views, publish_wandb_report
 from orchestrator.state.sweep_dir import JobState, SweepDir
 from tests.orchestrator.report.conftest import PROJECT, FinishedSweep
-from tests.orchestrator.report.wandb_records import OfflineRun, read_offline_run
 from tests.orchestrator.short_sweeps import DIVERGED
+from tests.wandb_records import OfflineRun, read_offline_run
 
 ENTITY = "test-entity"
 

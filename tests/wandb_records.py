@@ -5,9 +5,12 @@ log records in 32 KiB blocks (4-byte CRC, 2-byte length, 1-byte type: full, firs
 each payload a protobuf `Record`. wandb ships no Python reader for it any more.
 """
 
+import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wandb.proto import wandb_internal_pb2
 
@@ -20,7 +23,15 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 @dataclass
 class OfflineRun:
     tags: list[str] = field(default_factory=list)
-    history_keys: set[str] = field(default_factory=set)
+    config: dict[str, Any] = field(default_factory=dict)
+    history: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Step -> key -> the logged value (an image: its `image-file` reference to the media)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """The run's summary as its last update left it (offline, W&B writes no wandb-summary.json)."""
+
+    @property
+    def history_keys(self) -> set[str]:
+        return {key for row in self.history.values() for key in row}
 
 
 def payloads(data: bytes) -> list[bytes]:
@@ -54,8 +65,19 @@ def read_offline_run(wandb_file: Path) -> OfflineRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run.tags = list(record.run.tags)
+            run.config = {item.key: json.loads(item.value_json) for item in record.run.config.update}
         elif kind == "history":
-            run.history_keys |= {
-                item.key or "/".join(item.nested_key) for item in record.history.item
-            }
+            set_items(run.history.setdefault(record.history.step.num, {}), record.history.item)
+        elif kind == "summary":
+            set_items(run.summary, record.summary.update)
     return run
+
+
+def set_items(values: dict[str, Any], items: Iterable[Any]) -> None:
+    for item in items:
+        # A logged dict (an image's reference) arrives as one item per nested key.
+        *parents, key = item.nested_key or [item.key]
+        nested = values
+        for parent in parents:
+            nested = nested.setdefault(parent, {})
+        nested[key] = json.loads(item.value_json)
