@@ -33,25 +33,22 @@ class RanksFailed(RuntimeError):
         run)."""
 
 
-def available_processes() -> tuple[int, str]:
-    """How many ranks this machine can run: one per CUDA device, else one per CPU core."""
-    if torch.cuda.is_available():
-        return torch.cuda.device_count(), "CUDA devices"
-    return len(os.sched_getaffinity(0)), "CPU cores (and no CUDA device)"
-
-
 def check_nproc(config: Config, nproc: int) -> None:
-    """Raise DataParallelError unless `config` can run in `nproc` processes here."""
+    """Raise DataParallelError unless `config` can run in `nproc` processes here: one per CUDA
+    device, or on the CPU one per core."""
     if nproc < 1:
         raise DataParallelError(f"--nproc {nproc}: give at least 1 process")
-    available, what = available_processes()
+    device = device_for_rank(config.device, 0)  # raises for a device that ranks cannot share
+    if device.type == "cuda":
+        available, what = torch.cuda.device_count(), "CUDA devices"
+    else:
+        available, what = len(os.sched_getaffinity(0)), "CPU cores"
     if nproc > available:
         raise DataParallelError(
             f"--nproc {nproc} is more than this machine's {available} {what}: "
             f"use --nproc {available} or fewer"
         )
     check_batch_split(config.batch_size, nproc)
-    device_for_rank(config.device, 0)  # raises for a device that ranks cannot share
 
 
 def describe_exit(exit_code: int) -> str:

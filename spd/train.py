@@ -153,14 +153,12 @@ class Trainer:
             total, terms, ci_lower = self.compiled_step_losses(data, noise, p)
         fired = self.tracker.fired(ci_lower)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.dp.distributed:
+        if self.dp.distributed:  # this rank's share of the whole step's losses
             total = total * data.share
-            total.backward()
-            terms, fired = self.sum_over_ranks(
-                {name: value * data.share for name, value in terms.items()}, fired
-            )
-        else:
-            total.backward()
+            terms = {name: value * data.share for name, value in terms.items()}
+        total.backward()
+        if self.dp.distributed:
+            terms, fired = self.sum_over_ranks(terms, fired)
         self.tracker.record(fired)
         if config.grad_clip_norm is not None:
             terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip_norm)

@@ -29,7 +29,9 @@ from tests.spd.data_parallel_runs import (
 )
 
 CORES = len(os.sched_getaffinity(0))
-SHORT_RUN = ["steps=20", "log_freq=1", "eval_freq=10", "image_freq=null", "compile_step=false"]
+# On the CPU (gloo) also where CUDA is present: the tests compare processes, not devices.
+SHORT_RUN = ["steps=20", "log_freq=1", "eval_freq=10", "image_freq=null", "compile_step=false",
+             "device=cpu"]
 EXPERIMENTS = {
     "tms_5-2": [],
     # resid_mlp1's architecture; a briefly trained target is enough to compare two runs.
@@ -88,7 +90,7 @@ def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_
     launcher stops rank 0 and says so in one line; the same command resumes from the checkpoint
     and ends bit-identical to an uninterrupted two-rank run."""
     overrides = set_flags(["steps=300", "save_freq=20", "compile_step=false", "image_freq=null",
-                           "eval_freq=100"])
+                           "eval_freq=100", "device=cpu"])
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "spd.cli", "tms_5-2", "--nproc", "2", "--out", str(killed),
                "--quiet", *overrides]
@@ -132,7 +134,7 @@ def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_
 )
 def test_data_parallel_input_errors_stop_before_any_process_starts(args, message, tmp_path):
     out = tmp_path / "run"
-    result = decompose(["tms_5-2", "--out", str(out), *args])
+    result = decompose(["tms_5-2", "--out", str(out), "--set", "device=cpu", *args])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
