@@ -1,7 +1,11 @@
 
+from pathlib import Path
+
 import pytest
+import yaml
 from torch import nn
 
+from spd.identity_insertion import PRE_IDENTITY, insert_identity_operations
 from spd.module_patterns import format_resolution_table, resolve_module_patterns
 
 
@@ -59,3 +63,30 @@ def test_resolution_table_lists_module_pattern_c():
         "h.0.c_fc  h.*.c_fc  4",
         "h.1.c_fc  h.*.c_fc  4",
     ]
+
+
+def readme_per_module_c_block() -> dict:
+    """The YAML example of README's "Per-module C" section."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Per-module C", 1)[1]
+    return yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+
+
+def test_the_readme_example_resolves_against_a_gpt2_model():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    example = readme_per_module_c_block()
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=8, n_head=2, vocab_size=16, n_positions=8))
+    identity = [(pattern, c) for pattern, c in example["identity_module_patterns"]]
+    insert_identity_operations(model, [pattern for pattern, _ in identity])
+    patterns = [(pattern, c) for pattern, c in example["target_module_patterns"]]
+    resolved = resolve_module_patterns(
+        model, patterns + [(f"{pattern}.{PRE_IDENTITY}", c) for pattern, c in identity]
+    )
+    assert {path: c for path, (_, c) in resolved.items()} == {
+        "transformer.h.0.mlp.c_fc": 10,
+        "transformer.h.1.mlp.c_fc": 10,
+        "transformer.h.0.mlp.c_proj": 100,
+        "transformer.h.1.mlp.c_proj": 100,
+        "transformer.h.0.attn.c_proj.pre_identity": 15,
+    }
