@@ -4,12 +4,13 @@ runner), and finds what the same config finds in one process.
 """
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from orchestrator.state.sweep_dir import JobState
+from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
 from spd.config_loading import validate_config
 from spd.run import run_decomposition
 from tests.orchestrator.backends.slurm.test_slurm_sweeps import SLURM_ARGS, array_of, run, the_sweep
@@ -36,6 +37,23 @@ def module_summaries(summary: Path) -> dict[str, float]:
         for key, value in module.items()
         if key != "pattern"
     }
+
+
+def cluster_nodes() -> int:
+    out = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    return len(set(out.split()))
+
+
+def check_equal_to_single_process(sweep: SweepDir, record: JobRecord, tmp_path: Path) -> None:
+    """The job's summary.json modules are those of its config run in one process, here."""
+    config = validate_config(yaml.safe_load(sweep.config_path(record.job_id).read_text()))
+    single = tmp_path / "single" / record.job_id
+    run_decomposition(config, single, resume=False, progress=False)
+    assert module_summaries(sweep.run_dir(record.job_id).summary) == pytest.approx(
+        module_summaries(single / "summary.json"), rel=1e-5
+    )
 
 
 def test_sweep_of_two_jobs_each_in_two_processes_equals_single_process_runs(
@@ -65,11 +83,31 @@ def test_sweep_of_two_jobs_each_in_two_processes_equals_single_process_runs(
         assert f"code from {sweep.code / 'spd'}; 1 torch threads" in log, log
         assert "Data parallel: rank 0 of 2 on cpu" in log, log
         assert "rank 1 of 2" not in log  # the other rank logs warnings only
-        # The same config in one process, in this one:
-        config_path = sweep.config_path(record.job_id)
-        config = validate_config(yaml.safe_load(config_path.read_text()))
-        single = tmp_path / "single" / record.job_id
-        run_decomposition(config, single, resume=False, progress=False)
-        assert module_summaries(sweep.run_dir(record.job_id).summary) == pytest.approx(
-            module_summaries(single / "summary.json"), rel=1e-5
-        )
+        check_equal_to_single_process(sweep, record, tmp_path)
+
+
+def test_job_on_two_nodes(sweeps: Path, tmp_path: Path) -> None:
+    """One job on 2 nodes x 1 process: srun starts a torchrun on each node; they meet at the
+    first. Needs a cluster of 2 nodes (SPD_SLURM_NODES=2 scripts/slurm_cluster.sh start)."""
+    if cluster_nodes() < 2:
+        pytest.skip("the SLURM cluster has one node (start it with SPD_SLURM_NODES=2)")
+    sweep_file = write_sweep_file(Path("dp2.yaml"), {"global": DATA_PARALLEL_RUN, "tms_5-2": {}})
+
+    result = run("--sweep", str(sweep_file), "--nodes", "2", "--cpus-per-task", "1", *SLURM_ARGS)
+
+    assert result.exit_code == 0, result.output
+    sweep = the_sweep(sweeps)
+    (record,) = sweep.read_manifest().jobs
+    assert record.state == JobState.COMPLETED
+    (task,) = wait_for_final_states(array_of(sweep), 1)
+    assert task.state == "COMPLETED"
+    nodes = subprocess.run(
+        ["sacct", "-j", record.slurm_job_id, "-X", "-n", "-P", "-o", "NNodes"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
+    assert nodes == ["2"]
+    assert "Data parallel: rank 0 of 2 on cpu" in (sweep.path / record.log_path).read_text()
+    check_equal_to_single_process(sweep, record, tmp_path)
