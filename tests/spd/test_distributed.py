@@ -4,6 +4,7 @@ tests/spd/data_parallel_runs.py)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,10 +17,12 @@ import torch
 
 from spd.component_model import ComponentModel
 from spd.config_loading import load_config
-from spd.distributed import DataParallel
+from spd.distributed import DataParallel, DataParallelError
+from spd.distributed_launch import check_nproc
 from spd.losses import compute_losses, draw_loss_noise
 from spd.run import build_component_model, run_decomposition
 from spd.step_batch import run_target
+from spd.train import Trainer
 from tests.spd.data_parallel_runs import (
     TOLERANCE,
     assert_same_run,
@@ -39,7 +42,11 @@ EXPERIMENTS = {
 }
 
 
-@pytest.mark.parametrize("experiment", list(EXPERIMENTS))
+@pytest.mark.parametrize(
+    "experiment",
+    # resid_mlp1's step splits as tms_5-2's does (compacted rows); it runs with the long tests
+    [pytest.param(name, marks=[pytest.mark.slow] if name != "tms_5-2" else []) for name in EXPERIMENTS],
+)
 def test_two_ranks_compute_what_one_process_computes(experiment, tmp_path):
     overrides = SHORT_RUN + EXPERIMENTS[experiment]
     single = tmp_path / "one"
@@ -122,13 +129,26 @@ def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_
 
 
 @pytest.mark.parametrize(
+    ("overrides", "nproc", "message"),
+    [
+        ([], CORES + 1, f"--nproc {CORES + 1} is more than this machine's {CORES} CPU cores"),
+        ([], 0, "--nproc 0: give at least 1 process"),
+        (["batch_size=1001"], 2,
+         "batch_size 1001 (the global batch) does not split evenly over 2 processes"),
+        (["device=cuda:1"], 2, "device 'cuda:1' with several processes"),
+    ],
+)
+def test_data_parallel_settings_that_cannot_work_are_refused(overrides, nproc, message):
+    config = load_config("tms_5-2", ["device=cpu", *overrides])
+    with pytest.raises(DataParallelError, match=re.escape(message)):
+        check_nproc(config, nproc)
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--nproc", str(CORES + 1)], f"--nproc {CORES + 1} is more than this machine's"),
-        (["--nproc", "0"], "--nproc 0: give at least 1 process"),
         (["--nproc", "2", "--set", "batch_size=1001"],
          "batch_size 1001 (the global batch) does not split evenly over 2 processes"),
-        (["--nproc", "2", "--set", "device=cuda:1"], "device 'cuda:1' with several processes"),
         (["--nproc", "2", "--set", "steps=-1"], "steps"),
     ],
 )
@@ -156,9 +176,9 @@ def test_a_run_directory_error_is_printed_once(tmp_path):
 
 
 def rank_losses(model: ComponentModel, batch: torch.Tensor, part_of: Any, config: Any,
-                seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    generator = torch.Generator().manual_seed(seed)
-    data = run_target(model, batch, True, part_of)
+                independent_rows: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(1)
+    data = run_target(model, batch, independent_rows, part_of)
     noise = draw_loss_noise(model, data, config, generator)
     ci = model.causal_importances(data.inputs, data.nonzero_rows)
     total, terms = compute_losses(model, data, ci, config, 1.0, noise)
@@ -166,20 +186,24 @@ def rank_losses(model: ComponentModel, batch: torch.Tensor, part_of: Any, config
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 7])
-@pytest.mark.parametrize("batch_kind", ["sparse", "all zero"])
-def test_the_parts_of_a_step_add_up_to_the_whole_step(world_size, batch_kind):
-    """Without processes: the shares of each rank's losses sum to one process's losses, also
-    when a compacted batch has fewer rows than ranks (the ranks left without rows add 0)."""
+@pytest.mark.parametrize(
+    ("batch_kind", "independent_rows"),
+    [("sparse", True), ("all zero", True), ("sparse", False)],
+)
+def test_the_parts_of_a_step_add_up_to_the_whole_step(world_size, batch_kind, independent_rows):
+    """Without processes: the shares of each rank's losses sum to one process's losses, with
+    rows compacted (toy models) or not (sequence models), also when a compacted batch has fewer
+    rows than ranks (the ranks left without rows add 0)."""
     config = load_config("tms_5-2", ["batch_size=64"])
     model, task, _ = build_component_model(config, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     batch = task.sample_batch(64, generator)
     if batch_kind == "all zero":
         batch = torch.zeros_like(batch)  # compacts to a single row
-    whole_total, whole_terms = rank_losses(model, batch, None, config, seed=1)
+    whole_total, whole_terms = rank_losses(model, batch, None, config, independent_rows)
     parts = [
         rank_losses(model, batch, DataParallel(torch.device("cpu"), r, world_size).rows, config,
-                    seed=1)
+                    independent_rows)
         for r in range(world_size)
     ]
     torch.testing.assert_close(sum(total for total, _ in parts), whole_total)
@@ -195,3 +219,27 @@ def test_ranks_take_disjoint_contiguous_parts_that_cover_every_row(n_rows, world
     assert covered == list(range(n_rows))
     sizes = [len(range(n_rows)[part]) for part in parts]
     assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_checkpoint_of_one_process_resumes_in_two(tmp_path, monkeypatch):
+    """Every rank holds the same state, so a checkpoint resumes with another number of processes:
+    one process stopped at step 10, resumed by two, ends as one uninterrupted process does
+    (within the data-parallel tolerance)."""
+    overrides = [*SHORT_RUN, "save_freq=10"]
+    config = load_config("tms_5-2", overrides)
+    run_decomposition(config, tmp_path / "whole", progress=False)
+    real_step = Trainer.train_step
+
+    def stopped_at_10(self: Trainer, step: int) -> dict[str, torch.Tensor]:
+        if step == 10:
+            raise KeyboardInterrupt("stopped")
+        return real_step(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", stopped_at_10)
+    with pytest.raises(KeyboardInterrupt):
+        run_decomposition(config, tmp_path / "resumed", progress=False)
+    result = decompose(["tms_5-2", "--nproc", "2", "--out", str(tmp_path / "resumed"), "--quiet",
+                        *set_flags(overrides)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming" in result.stderr and "from step 10" in result.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "resumed")

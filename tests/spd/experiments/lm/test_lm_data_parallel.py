@@ -5,6 +5,7 @@ Tolerance: KL divergences between nearly equal distributions (about 1e-3 here) a
 built on them amplify the rounding differences of the summed gradients: after 10 steps at lr 1e-2
 the largest relative difference measured was 7e-5 (eval ce_unrecovered), parameters within 3e-7."""
 
+import pytest
 import yaml
 
 from spd.config import Config
@@ -14,6 +15,7 @@ from tests.spd.data_parallel_runs import assert_same_run, decompose
 PATTERNS = [["transformer.h.*.mlp.c_*", 12], ["transformer.h.*.attn.c_*", 6], ["transformer.wte", 8]]
 
 
+@pytest.mark.slow  # the default suite checks the sequence-model split in tests/spd/test_distributed.py
 def test_two_ranks_decompose_a_language_model_as_one_process_does(lm_config, tmp_path):
     config = lm_config("gpt2", PATTERNS, steps=10, eval_freq=5)
     config_file = tmp_path / "gpt2.yaml"
