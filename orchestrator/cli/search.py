@@ -21,6 +21,7 @@ from orchestrator.backends.track import state_counts
 from orchestrator.cli.options import SweepOptions
 from orchestrator.report.html import write_html_report
 from orchestrator.report.model import read_sweep_report
+from orchestrator.report.wandb_report import write_wandb_report
 from orchestrator.search.launch import (
     SearchSpec,
     launch_search,
@@ -182,6 +183,7 @@ def launch_and_report(
         section = search_section(sweep, study, spec.search)
         report = read_sweep_report(sweep, options.report_title, search=section)
         click.echo(f"Report: {write_html_report(report, sweep.report)}")
+        write_wandb_report(report, sweep.report, None, click.echo)
     if not options.wait:
         click.echo(f"Follow it with: spd-sweep status {sweep.sweep_id}")
         return

@@ -237,7 +237,7 @@ def run_sweep_command(options: SweepOptions) -> None:
             return
         print_results(sweep, manifest)
     if options.create_report:
-        create_report(sweep, options.report_title, use_wandb=True, echo=click.echo)
+        create_report(sweep, options.report_title, use_wandb=None, echo=click.echo)
     if not options.wait:
         click.echo(f"Follow it with: spd-sweep status {sweep.sweep_id}")
         return

@@ -37,7 +37,7 @@ def test_the_sweep_ends_with_a_report_of_every_run_its_metrics_and_figures(
     sweep = finished_sweep.sweep
     index = sweep.report / "index.html"
     assert f"Report: {index}" in finished_sweep.output
-    assert "No W&B report: W&B is offline" in finished_sweep.output
+    assert "W&B is offline: the report is not published" in finished_sweep.output
     assert "wandb sync " in finished_sweep.output
     meta = sweep.read_meta()
     assert meta.title == "Report test sweep"  # --report_title is kept for rebuilds
@@ -167,7 +167,10 @@ def test_a_half_finished_sweep_lists_its_pending_jobs(
     )
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"Report: {sweep.report / 'index.html'}"
+    assert result.output.splitlines() == [
+        f"Report: {sweep.report / 'index.html'}",
+        f"W&B report spec: {sweep.report / 'wandb_report.json'}",  # written, not published
+    ]
     page = ReportPage(sweep.report / "index.html")
     assert page.list_items["unfinished@tms_5-2"] == [f"{unfinished.name}: pending"]
     rows = {r["run"]: r for r in page.table("tms_5-2", "runs").records()}
