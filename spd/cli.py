@@ -65,14 +65,14 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except (ConfigError, DirBusyError) as e:
         if debug:
             raise
-        if not is_main_rank():  # every rank has the same error; rank 0 prints it
-            sys.exit(UserInputError.exit_code)
+        if not is_main_rank():
+            sys.exit(0)  # every rank has this error: rank 0 prints it and fails the run
         raise UserInputError(str(e)) from None
     except TrainingDiverged as e:
         if debug:
             raise
         if not is_main_rank():
-            sys.exit(1)
+            sys.exit(0)
         raise click.ClickException(str(e)) from None
     except RankLost as e:
         if debug:

@@ -27,6 +27,8 @@ import torch
 import torch.distributed as dist
 
 from spd.config_loading import ConfigError
+from spd.dir_lock import DirBusyError
+from spd.divergence import TrainingDiverged
 
 WORLD_SIZE_ENV = "WORLD_SIZE"
 RANK_ENV = "RANK"
@@ -154,9 +156,27 @@ def data_parallel(device_name: str) -> Iterator[DataParallel]:
         )
     try:
         yield DataParallel(device, rank=dist.get_rank(), world_size=dist.get_world_size())
+        if joined_here:
+            leave_together()
+    except SHARED_ERRORS:
+        if joined_here:
+            leave_together()
+        raise
     finally:
         if joined_here:
             dist.destroy_process_group()
+
+
+SHARED_ERRORS = (ConfigError, DirBusyError, TrainingDiverged)
+"""Errors that every rank raises at the same point (rank 0 tells the others, or they hold the
+same state); a rank that dies alone (RankLost in the others) leaves without waiting."""
+
+
+def leave_together() -> None:
+    """Wait until every rank is past its last collective: destroying a gloo group while a peer
+    still uses it aborts that peer ("terminate called without an active exception")."""
+    with contextlib.suppress(RuntimeError):  # a peer already gone: nothing left to wait for
+        dist.barrier()
 
 
 def resolve_device(name: str) -> torch.device:
