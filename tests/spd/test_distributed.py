@@ -221,6 +221,7 @@ def test_ranks_take_disjoint_contiguous_parts_that_cover_every_row(n_rows, world
     assert max(sizes) - min(sizes) <= 1
 
 
+@pytest.mark.slow  # the default suite resumes a 2-rank run after a kill (above)
 def test_a_checkpoint_of_one_process_resumes_in_two(tmp_path, monkeypatch):
     """Every rank holds the same state, so a checkpoint resumes with another number of processes:
     one process stopped at step 10, resumed by two, ends as one uninterrupted process does
