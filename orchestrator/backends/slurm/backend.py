@@ -9,9 +9,11 @@ writes the result pickle that tracking reads. Every array is written ahead in th
 that a kill at any instant neither loses nor duplicates a job: see
 orchestrator.backends.slurm.submissions.
 
-Arrays longer than the cluster's MaxArraySize are split; each part depends on the previous one
-(`afterany`), so that --n_agents holds across parts. The first part also depends on the sweep's
-arrays still queued or running (e.g. an interrupted run's) when it could otherwise exceed it.
+Arrays longer than the cluster's MaxArraySize are split. With --n_agents, each part waits
+(`afterany`) for the previous one, and the first part for the sweep's arrays still queued or
+running (e.g. an interrupted run's) when it could otherwise exceed the cap; while the launcher
+follows the sweep, orchestrator.backends.slurm.cap hands the slots a finishing array leaves idle
+to the next one.
 """
 
 import os
@@ -24,6 +26,7 @@ from pathlib import Path
 from orchestrator.backends import submitit_adapter
 from orchestrator.backends.base import Call, SubmissionError
 from orchestrator.backends.slurm import array_task
+from orchestrator.backends.slurm.cap import CapUnavailable, hold_cap
 from orchestrator.backends.slurm.render import (
     ArrayScript,
     array_chunks,
@@ -126,7 +129,9 @@ class SlurmBackend:
         launcher wrote just before)."""
         after = self.arrays_to_wait_for(sweep, len(jobs))
         for chunk, script in self.write_scripts(sweep, len(jobs)):
-            after = [self.submit_array(sweep, script, jobs[chunk.start : chunk.stop], after)]
+            array_id = self.submit_array(sweep, script, jobs[chunk.start : chunk.stop], after)
+            # Without a cap the arrays run side by side.
+            after = [array_id] if self.n_agents is not None else []
 
     def arrays_to_wait_for(self, sweep: SweepDir, n_jobs: int) -> list[str]:
         """The sweep's queued and running arrays, if n_jobs more jobs alongside them could
@@ -173,7 +178,14 @@ class SlurmBackend:
             )
 
     def advance(self, sweep: SweepDir) -> None:
-        """SLURM schedules by itself."""
+        """SLURM schedules by itself; with a cap, slots that an array leaves idle go to the
+        next array."""
+        if self.n_agents is None:
+            return
+        try:
+            hold_cap(sweep.scripts, self.n_agents)
+        except CapUnavailable:
+            pass  # the arrays run one after another, as submitted, until the next poll
 
     def stop(self) -> None:
         """SLURM jobs outlive the orchestrator: `spd-sweep status` and re-runs pick them up."""
