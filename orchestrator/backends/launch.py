@@ -3,7 +3,7 @@
 Running the same command again finds the same sweep directory (orchestrator.state.definition)
 and submits only what is missing: jobs never submitted, and jobs that were cancelled or
 interrupted. Failed jobs are resubmitted only when asked (--retry-failed); queued and running
-ones are left alone. `spd-sweep --resume <sweep id>` does the same from the sweep directory alone.
+ones are left alone. `spd-sweep resume <sweep id>` does the same from the sweep directory alone.
 A SLURM submission that a previous run left unfinished (killed during sbatch) is settled first:
 its array is adopted, or its jobs are submitted again (orchestrator.backends.slurm.submissions).
 """
@@ -99,7 +99,7 @@ def submit_and_follow(
         refresh(sweep, manifest)
         sweep.write_manifest(manifest)
         jobs = "Local jobs were stopped" if backend.name == "local" else "SLURM jobs keep running"
-        echo(f"\nStopped. {jobs}; continue with: spd-sweep --resume {sweep.sweep_id}")
+        echo(f"\nStopped. {jobs}; continue with: spd-sweep resume {sweep.sweep_id}")
         raise
 
 

@@ -1,27 +1,37 @@
 """spd-sweep (also installed as spd-run, the research code's name): the orchestrator's CLI.
 
-The main command expands, validates and submits; subcommands work on existing sweeps
-(`status`, `report`). New modes (an Optuna search) and subcommands are added as options of
-`main` that pick another launcher, and as `@main.command()`s.
+One click group. Without a command it runs evaluation runs or a grid sweep (its options are the
+group's); its commands start a search (`search`), continue a stored sweep or search (`resume`),
+and look at one (`status`, `report`). Each command takes the option sets of
+orchestrator.cli.options that make sense for it and builds its one options object from them.
 
 This module only declares the command line: the work is done by orchestrator.cli.sweep and the
 stages, imported when a command runs, so that `--help` and usage errors do not load torch and
 the training core.
 """
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
-from orchestrator.backends.slurm.render import DEFAULT_TEMPLATE
 from orchestrator.cli.options import (
-    DEFAULT_SWEEP,
-    LOCAL_DATA_PARALLEL,
-    RESOURCE_OPTIONS,
     SEARCH_DATA_PARALLEL,
-    SweepOptions,
-    flag_of,
+    GridOptions,
+    OptionSet,
+    ResumeOptions,
+    SearchOptions,
+    data_parallel_options,
+    job_options,
+    launch_options,
+    n_trials_option,
+    resource_options,
+    retry_failed_option,
+    storage_option,
     sweep_argument,
+    sweep_option,
+    yes_option,
 )
 from orchestrator.cli.report import report
 
@@ -39,209 +49,201 @@ Examples:
   spd-sweep --sweep my.yaml --set steps=2000 --set seed=3 --dry-run  # every job
   spd-sweep status eval-3fa2b1c0                        # table of job states
   spd-sweep report eval-3fa2b1c0 --title "C sweep"      # (re)build <sweep>/report/index.html
-  spd-sweep --resume eval-3fa2b1c0 --retry-failed       # resubmit what has no result
-  spd-sweep --optuna sweeps/optuna_tms_5-2.yaml --n_trials 16 --local  # see sweeps/OPTUNA.md
-  spd-sweep --resume optuna_tms_5-2-1c9e4d2a --n_trials 32  # continue a search, to 32 trials
+  spd-sweep resume eval-3fa2b1c0 --retry-failed         # resubmit what has no result
+  spd-sweep search sweeps/optuna_tms_5-2.yaml --n_trials 16 --local  # see sweeps/OPTUNA.md
+  spd-sweep resume optuna_tms_5-2-1c9e4d2a --n_trials 32  # continue a search, to 32 trials
 
 \b
 Re-running the same command submits only the jobs without a result (failed ones with
---retry-failed); --resume <sweep id> does so from the sweep directory, for searches too.
-Sweeps live in $SPD_RUNS_DIR/sweeps/<sweep id> (default ./runs).
+--retry-failed); `spd-sweep resume <sweep id>` does so from the sweep directory, for searches
+too. Options of a command go after its name: spd-sweep search FILE --local. Sweeps live in
+$SPD_RUNS_DIR/sweeps/<sweep id> (default ./runs).
 """
 
-SLURM_ONLY_OPTIONS = (*RESOURCE_OPTIONS, "sbatch_flags", "template")
-SEARCH_ONLY_OPTIONS = ("n_trials", "storage")
+SEARCH_EXAMPLES = """
+\b
+Examples:
+  spd-sweep search sweeps/optuna_tms_5-2.yaml --n_trials 16 --n_agents 2 --local --cpu
+  spd-sweep search sweeps/optuna_resid_mlp3.yaml --n_trials 64 --n_agents 8  # 8 SLURM agents
+  spd-sweep search my_search.yaml --n_trials 32 --set steps=2000 --storage sqlite:///study.db
+  spd-sweep search sweeps/optuna_tms_5-2.yaml --n_trials 3 --dry-run  # write and render only
+
+\b
+Re-running the same command continues the search; a larger --n_trials extends it. The file's
+format: sweeps/OPTUNA.md.
+"""
+
+RESUME_EXAMPLES = """
+\b
+Examples:
+  spd-sweep resume eval-3fa2b1c0                     # submit the jobs without a result
+  spd-sweep resume pc-9d1e0f3a --retry-failed        # failed jobs too
+  spd-sweep resume pc-9d1e0f3a --local               # run the rest on this machine instead
+  spd-sweep resume pc-9d1e0f3a --partition long --time 2-00:00:00
+  spd-sweep resume optuna_tms_5-2-1c9e4d2a --n_trials 32  # extend a search to 32 trials
+
+\b
+The sweep runs as defined (its jobs, or its search file and study); the launch options given
+replace the ones it was last launched with, for this launch and the next.
+"""
 
 
-def check_option_combinations(options: SweepOptions) -> None:
-    """Options that would be ignored in this combination are errors, not silently dropped."""
+class RefusingCommand(click.Command):
+    """A command that answers an option it does not take, but that a user may try on it, with
+    why (`refused`: flag as typed -> message, where `{flag}` is that flag) instead of click's
+    "No such option"."""
 
-    def flags(names: tuple[str, ...]) -> str:
-        return ", ".join(flag_of(name) for name in options.given(*names))
+    def __init__(self, *args: Any, refused: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused = refused
 
-    if options.optuna is not None and options.sweep_file is not None:
-        raise click.UsageError(
-            "--sweep (a grid) and --optuna (a search) are two kinds of sweep: give one"
-        )
-    if options.world_size() > 1 and options.local:
-        raise click.UsageError(LOCAL_DATA_PARALLEL)
-    if options.world_size() > 1 and options.optuna is not None:
-        raise click.UsageError(SEARCH_DATA_PARALLEL)
-    if options.optuna is not None and options.retry_failed:
-        raise click.UsageError(
-            "--retry-failed applies to grid sweeps; a search retries a killed agent's trial by itself"
-        )
-    if options.optuna is None and options.resume_ref is None and flags(SEARCH_ONLY_OPTIONS):
-        raise click.UsageError(f"{flags(SEARCH_ONLY_OPTIONS)}: only for searches (--optuna FILE)")
-    # On --resume they update the stored launch settings, for a later SLURM launch.
-    if options.local and options.resume_ref is None and flags(SLURM_ONLY_OPTIONS):
-        raise click.UsageError(
-            f"{flags(SLURM_ONLY_OPTIONS)}: SLURM options; --local runs the jobs here and would "
-            "ignore them"
-        )
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            if e.option_name not in self.refused:
+                raise
+            message = self.refused[e.option_name].format(flag=e.option_name)
+            raise click.UsageError(message, ctx) from None
+
+
+class SweepGroup(RefusingCommand, click.Group):
+    """The `spd-sweep` group: a RefusingCommand whose commands --help lists in the order
+    declared."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+def flags_of(option_set: OptionSet) -> list[str]:
+    """Every spelling of the options an option set declares."""
+    command = click.command()(option_set(lambda **_: None))
+    return [flag for param in command.params for flag in (*param.opts, *param.secondary_opts)]
+
+
+def refused(message: str, *option_sets: OptionSet) -> dict[str, str]:
+    """Each spelling of the options of `option_sets` -> `message`."""
+    return {flag: message for option_set in option_sets for flag in flags_of(option_set)}
+
+
+new_search_n_trials = n_trials_option(
+    required=True, help="Trials of the search; more, on a re-run or with `resume`, extends it."
+)
+
+GRID_REFUSED = {
+    # The spellings of spd-sweep before `search` and `resume` were commands.
+    "--optuna": "--optuna FILE is now a command: spd-sweep search FILE --n_trials N [OPTIONS]",
+    "--resume": "--resume SWEEP_ID is now a command: spd-sweep resume SWEEP_ID [OPTIONS]",
+    **refused(
+        "{flag}: only for searches: spd-sweep search FILE {flag} ...",
+        new_search_n_trials,
+        storage_option,
+    ),
+}
+SEARCH_REFUSED = {
+    **refused(SEARCH_DATA_PARALLEL, data_parallel_options),
+    **refused(
+        "--retry-failed applies to grid sweeps; a search retries a killed agent's trial by itself",
+        retry_failed_option,
+    ),
+    **refused(
+        "--sweep (a grid) and `search` (a search) are two kinds of sweep: give one", sweep_option
+    ),
+}
+RESUME_REFUSED = refused(
+    "spd-sweep resume continues a sweep as defined; it cannot change {flag}",
+    job_options,
+    sweep_option,
+    storage_option,
+)
 
 
 @click.group(
+    cls=SweepGroup,
+    refused=GRID_REFUSED,
     invoke_without_command=True,
+    # Options go with the grid, or after a command's name: not both.
+    subcommand_metavar="| COMMAND [ARGS]...",
     epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option(
-    "--experiments",
-    metavar="A,B",
-    help="Registry experiments, comma-separated. Default: those with a section in the "
-    "sweep file, else all.",
-)
-@click.option(
-    "--sweep",
-    "sweep_file",
-    is_flag=False,
-    flag_value=str(DEFAULT_SWEEP),
-    default=None,
-    metavar="[FILE]",
-    help=f"Expand a sweep file (alone: {DEFAULT_SWEEP}). Without "
-    "--sweep each experiment's config runs once.",
-)
-@click.option(
-    "--n_agents",
-    "--n-agents",
-    type=click.IntRange(min=1),
-    help="At most this many jobs run at once (default: SLURM no cap; local: CPUs).",
-)
-@click.option("--cpu", is_flag=True, help="Jobs run on CPU and request no GPU.")
-@click.option(
-    "--set",
-    "set_values",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a config key in every job (a search: in every trial), as spd-decompose --set does, "
-    "e.g. --set steps=2000. Repeatable; part of what the sweep is.",
-)
-@click.option("--job_suffix", "--job-suffix", help="Appended to run names and the SLURM job name.")
-@click.option("--project", help="W&B project the runs log to (default: no W&B).")
-@click.option("--local", is_flag=True, help="Run on this machine instead of SLURM.")
-@click.option(
-    "--dry-run",
-    "--dry_run",
-    "dry_run",
-    is_flag=True,
-    help="Expand, validate and render; submit nothing.",
-)
-@click.option("--partition", help="SLURM partition.")
-@click.option(
-    "--time",
-    help="SLURM time limit (default: twice the expected runtime, at most a day; a job that hits "
-    "it is requeued and resumes from its checkpoint). No limit: unlimited (0 is refused).",
-)
-@click.option("--gpus", type=click.IntRange(min=0), help="GPUs per job (default 1; 0 with --cpu).")
-@click.option(
-    "--cpus-per-task",
-    "--cpus_per_task",
-    "cpus_per_task",
-    type=click.IntRange(min=1),
-    help="CPUs per job, used as torch threads (default: what the experiment uses well).",
-)
-@click.option(
-    "--nodes",
-    type=click.IntRange(min=1),
-    help="Nodes per job (default 1): each job is one decomposition, data parallel over "
-    "--nodes x --nproc-per-node processes (torchrun under srun).",
-)
-@click.option(
-    "--nproc-per-node",
-    "--nproc_per_node",
-    "nproc_per_node",
-    type=click.IntRange(min=1),
-    help="Processes per node of each job (default 1), one GPU each (--gpus, per node, defaults "
-    "to it). The config's batch_size is the global batch: it must divide by all processes.",
-)
-@click.option("--mem", help="Memory per job, e.g. 8G (default: what the experiment needs).")
-@click.option("--account", help="SLURM account.")
-@click.option("--qos", help="SLURM quality of service.")
-@click.option(
-    "--sbatch",
-    "sbatch_flags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any other sbatch flag, e.g. --sbatch constraint=a100. Repeatable.",
-)
-@click.option(
-    "--template",
-    default=DEFAULT_TEMPLATE,
-    show_default=True,
-    help="sbatch template: a file, or the name of a packaged one.",
-)
-@click.option("--yes", "-y", is_flag=True, help="Submit sweeps of more than 1,000 jobs.")
-@click.option(
-    "--resume",
-    "resume_ref",
-    metavar="SWEEP_ID",
-    help="Continue a sweep (or search) as defined: submit its jobs that have no result "
-    "(a search's agents, until it has its trials).",
-)
-@click.option(
-    "--retry-failed",
-    "--retry_failed",
-    "retry_failed",
-    is_flag=True,
-    help="Also resubmit failed jobs.",
-)
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="Follow the jobs until they finish, with progress.",
-)
-@click.option(
-    "--poll-interval",
-    "--poll_interval",
-    "poll_interval_s",
-    type=float,
-    default=2.0,
-    show_default=True,
-    help="Seconds between state checks while waiting.",
-)
-@click.option(
-    "--create_report/--no-create_report",
-    "--create-report/--no-create-report",
-    "create_report",
-    default=True,
-    help="End with the sweep's report (<sweep>/report/index.html; W&B too when online). "
-    "Default: on.",
-)
-@click.option("--report_title", "--report-title", "report_title", help="Title of the report.")
-@click.option(
-    "--optuna",
-    metavar="FILE",
-    help="Run an Optuna search (sweeps/optuna_*.yaml) with --n_agents agents instead of a grid.",
-)
-@click.option(
-    "--n_trials",
-    "--n-trials",
-    "n_trials",
-    type=click.IntRange(min=1),
-    help="Trials of the --optuna search; more, on a re-run or with --resume, extends it.",
-)
-@click.option(
-    "--storage",
-    metavar="URL",
-    help="Study storage of --optuna (sqlite:///..., postgresql://...). Default: a journal file "
-    "in the sweep directory.",
-)
+@sweep_option
+@job_options
+@launch_options
+@resource_options
+@data_parallel_options
+@yes_option
+@retry_failed_option
 @click.pass_context
 def main(ctx: click.Context, **params: Any) -> None:
-    """Run SPD decompositions of registry experiments: evaluation runs or sweeps, on SLURM
-    (job arrays) or locally, tracked in a sweep directory."""
+    """Run SPD decompositions of registry experiments, on SLURM (job arrays) or locally, tracked
+    in a sweep directory. Without a command: evaluation runs, or a grid sweep (--sweep), with the
+    options below. The commands start an Optuna search, resume a sweep, or show one."""
     if ctx.invoked_subcommand is not None:
+        # The group parses what comes before the command's name: such options are not the
+        # command's, and would be dropped.
+        source = ctx.get_parameter_source
+        given = [p for p in ctx.command.params if source(p.name) == ParameterSource.COMMANDLINE]
+        if given:
+            flags = " ".join(p.opts[0] for p in given)
+            raise click.UsageError(
+                f"{flags} before `{ctx.invoked_subcommand}`: a command's options go after its "
+                f"name (spd-sweep {ctx.invoked_subcommand} ... {flags})"
+            )
         return
-    options = SweepOptions.from_click(ctx, params)
-    check_option_combinations(options)
-    from orchestrator.cli.sweep import run_sweep_command
+    options = GridOptions.from_click(ctx, params)
+    options.launch.check_new_launch()
+    from orchestrator.cli.sweep import run_grid_command
 
-    run_sweep_command(options)
+    run_grid_command(options)
 
 
-@main.command()
+@main.command(
+    cls=RefusingCommand,
+    refused=SEARCH_REFUSED,
+    epilog=SEARCH_EXAMPLES,
+    short_help="Run an Optuna search of FILE's space, with --n_agents agents.",
+)
+@click.argument("search_file", metavar="FILE")
+@new_search_n_trials
+@storage_option
+@job_options
+@launch_options
+@resource_options
+@click.pass_context
+def search(ctx: click.Context, **params: Any) -> None:
+    """Run an Optuna search (FILE: sweeps/optuna_*.yaml, see sweeps/OPTUNA.md): --n_agents
+    agents share one study, each running trials until the study has --n_trials."""
+    options = SearchOptions.from_click(ctx, params)
+    options.launch.check_new_launch()
+    from orchestrator.cli.sweep import run_search_command
+
+    run_search_command(options)
+
+
+@main.command(
+    cls=RefusingCommand,
+    refused=RESUME_REFUSED,
+    epilog=RESUME_EXAMPLES,
+    short_help="Continue a sweep or search: submit what has no result.",
+)
+@click.argument("sweep_ref", metavar="SWEEP_ID")
+@retry_failed_option
+@n_trials_option(required=False, help="A search: extend it to this many trials.")
+@launch_options
+@resource_options
+@data_parallel_options
+@click.pass_context
+def resume(ctx: click.Context, **params: Any) -> None:
+    """Continue a sweep or search (by id, or a sweep directory) as defined: submit its jobs that
+    have no result (a search's agents, until it has its trials)."""
+    options = ResumeOptions.from_click(ctx, params)
+    from orchestrator.cli.sweep import run_resume_command
+
+    run_resume_command(options)
+
+
+@main.command(short_help="Print the state of every job of a sweep.")
 @sweep_argument
 def status(sweep: "SweepDir") -> None:
     """Print the state of every job of a sweep (by id, or a sweep directory)."""

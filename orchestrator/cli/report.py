@@ -39,7 +39,7 @@ def create_report(
     return index
 
 
-@click.command("report")
+@click.command("report", short_help="(Re)build the report of a sweep, at any time.")
 @sweep_argument
 @click.option("--title", help="Title of the report (kept for later rebuilds).")
 @click.option(

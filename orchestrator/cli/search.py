@@ -1,8 +1,8 @@
-"""`spd-sweep --optuna FILE --n_trials N [--storage URL]`: a search instead of a grid.
+"""`spd-sweep search FILE --n_trials N [--storage URL]`: a search instead of a grid.
 
 The CLI passes its options and the two things it knows how to build from them (launch settings
 and a backend); this module validates the search before anything is written, launches the agents,
-and ends with the study's status, best configs, plots and report. `spd-sweep --resume <search>`
+and ends with the study's status, best configs, plots and report. `spd-sweep resume <search>`
 (`resume_search`) does the same from the sweep directory, where the search is stored.
 `status_lines` is what `spd-sweep status` adds for a search.
 """
@@ -18,7 +18,7 @@ import matplotlib
 
 from orchestrator.backends.base import Backend
 from orchestrator.backends.track import state_counts
-from orchestrator.cli.options import SweepOptions
+from orchestrator.cli.options import LaunchOptions, ResumeOptions, SearchOptions
 from orchestrator.report.html import write_html_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.report.wandb_report import write_wandb_report
@@ -70,19 +70,17 @@ def pick_experiment(experiments_option: str | None, file_experiment: str | None)
 
 
 def run_search(
-    options: SweepOptions,
+    options: SearchOptions,
     settings_for: SettingsFor,
     backend_for: BackendFor,
     held: contextlib.ExitStack,
 ) -> None:
-    """`spd-sweep --optuna FILE`: the search's sweep directory (its lock entered into `held`),
+    """`spd-sweep search FILE`: the search's sweep directory (its lock entered into `held`),
     its agents submitted and followed."""
-    search_path = Path(options.optuna)
-    if options.n_trials is None:
-        raise click.UsageError("--optuna needs --n_trials")
+    search_path = Path(options.search_file)
     search = load_search_file(search_path)
-    experiment = pick_experiment(options.experiments, search.experiment)
-    overrides = options.job_overrides()
+    experiment = pick_experiment(options.jobs.experiments, search.experiment)
+    overrides = options.jobs.overrides()
     check_not_searched(overrides, search)
     check_search(experiment, search, overrides)  # before anything is written or submitted
     spec = SearchSpec(
@@ -93,18 +91,19 @@ def run_search(
         storage_url=options.storage,
     )
     settings = settings_for([experiment], search_path.stem)
-    n_agents = options.n_agents or 1
-    held.enter_context(search_sweep_dir(search_path.stem, options.job_suffix, spec).lock())
+    n_agents = options.launch.n_agents or 1
+    held.enter_context(search_sweep_dir(search_path.stem, options.jobs.job_suffix, spec).lock())
     sweep, manifest = write_search_sweep(
         spec,
         search_path,
         search_path.stem,
-        options.job_suffix,
+        options.jobs.job_suffix,
         n_agents,
-        list(options.command),
-        options.project,
+        list(options.launch.command),
+        options.jobs.project,
     )
-    launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)
+    backend = backend_for(settings, n_agents)
+    launch_and_report(sweep, manifest, spec, settings, backend, options.launch)
 
 
 def check_not_searched(overrides: dict[str, Any], search: SearchFile) -> None:
@@ -124,9 +123,9 @@ def check_not_searched(overrides: dict[str, Any], search: SearchFile) -> None:
 
 
 def resume_search(
-    sweep: SweepDir, settings: LaunchSettings, options: SweepOptions, backend_for: BackendFor
+    sweep: SweepDir, settings: LaunchSettings, options: ResumeOptions, backend_for: BackendFor
 ) -> None:
-    """`spd-sweep --resume <search>`: the stored search, with the launch settings given (stored
+    """`spd-sweep resume <search>`: the stored search, with the launch settings given (stored
     ones merged with the command line's) and a target of --n_trials when given."""
     spec = read_spec(sweep)
     if options.n_trials is not None:
@@ -139,7 +138,8 @@ def resume_search(
         spec = spec.model_copy(update={"n_trials": options.n_trials})
     n_agents = settings.n_agents or 1  # as run_search counts them
     manifest = write_agents(sweep, spec, n_agents)
-    launch_and_report(sweep, manifest, spec, settings, backend_for(settings, n_agents), options)
+    backend = backend_for(settings, n_agents)
+    launch_and_report(sweep, manifest, spec, settings, backend, options.launch)
 
 
 def launch_and_report(
@@ -148,7 +148,7 @@ def launch_and_report(
     spec: SearchSpec,
     settings: LaunchSettings,
     backend: Backend,
-    options: SweepOptions,
+    options: LaunchOptions,
 ) -> None:
     """Submit the agents the study still needs, follow them, and end with what it found."""
     matplotlib.use("Agg")  # the search plots go to files (optuna draws them through pyplot)
@@ -156,7 +156,7 @@ def launch_and_report(
     if n_done >= spec.n_trials and not options.dry_run:
         click.echo(
             f"Search {sweep.sweep_id} is finished ({n_done} of {spec.n_trials} trials): nothing "
-            f"to submit. A larger --n_trials extends it: spd-sweep --resume {sweep.sweep_id} "
+            f"to submit. A larger --n_trials extends it: spd-sweep resume {sweep.sweep_id} "
             f"--n_trials N"
         )
         click.echo("\n".join(status_lines(sweep)))

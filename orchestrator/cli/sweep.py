@@ -1,5 +1,6 @@
-"""What `spd-sweep` does: a new evaluation run or grid sweep (`new_sweep`), or `--resume` of a
-stored one (`resume_sweep`), launched and followed; searches go to orchestrator.cli.search.
+"""What `spd-sweep`'s commands do: a new evaluation run or grid sweep (`run_grid_command`), a
+new search (`run_search_command`) or `spd-sweep resume` of a stored sweep or search
+(`run_resume_command`), launched and followed; the searches' part is in orchestrator.cli.search.
 
 orchestrator.cli.main imports this module when a command runs, not for `--help`; this module
 imports orchestrator.cli.search (optuna, its plots) only for searches.
@@ -10,6 +11,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,11 @@ from orchestrator.cli.options import (
     DEFAULT_SWEEP,
     LOCAL_DATA_PARALLEL,
     SEARCH_DATA_PARALLEL,
-    SweepOptions,
-    flag_of,
+    GridOptions,
+    JobOptions,
+    LaunchOptions,
+    ResumeOptions,
+    SearchOptions,
 )
 from orchestrator.cli.report import create_report
 from orchestrator.state.definition import SweepDefinition, sweep_dir_of, write_sweep
@@ -78,17 +83,6 @@ USER_ERRORS = (
     UnsafeValueError,
     SubmissionError,
     FileNotFoundError,
-)
-
-JOB_DEFINING_OPTIONS = (
-    "experiments",
-    "sweep_file",
-    "job_suffix",
-    "project",
-    "cpu",
-    "set_values",
-    "optuna",
-    "storage",
 )
 
 
@@ -188,54 +182,95 @@ def build_backend(settings: LaunchSettings, n_jobs: int) -> Backend:
     )
 
 
-def run_sweep_command(options: SweepOptions) -> None:
-    """`spd-sweep [OPTIONS]`: a new sweep, a search, or --resume of either; launched, followed,
-    reported. Exits 1 when jobs failed, 130 when interrupted."""
-    # A terminated orchestrator stops like an interrupted one: local workers are stopped with it.
+@contextlib.contextmanager
+def sweep_command() -> Iterator[contextlib.ExitStack]:
+    """What every command that launches runs in: user errors end it with their message, an
+    interruption (or SIGTERM, which stops local workers as Ctrl-C does) with exit code 130, and
+    the sweep directory's lock (SweepDir.lock), entered into the stack it yields, is kept until
+    the block ends."""
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    # `held` keeps the sweep directory's lock (SweepDir.lock) until the command ends.
     with contextlib.ExitStack() as held:
         try:
-            if options.resume_ref is not None:
-                sweep, settings = resume_sweep(options, held)
-                if sweep.read_meta().kind == "optuna":
-                    from orchestrator.cli.search import resume_search
-
-                    resume_search(sweep, settings, options, build_backend)
-                    return
-                manifest = sweep.read_manifest()
-            elif options.optuna is not None:
-                from orchestrator.cli.search import run_search
-
-                run_search(
-                    options,
-                    lambda names, label: launch_settings(options, names, label),
-                    build_backend,
-                    held,
-                )
-                return
-            else:
-                sweep, manifest, settings = new_sweep(options, held)
-            backend = build_backend(settings, len(manifest.jobs))
-            manifest = launch(
-                sweep,
-                manifest,
-                backend,
-                settings,
-                dry_run=options.dry_run,
-                retry_failed=options.retry_failed,
-                wait=options.wait,
-                poll_interval_s=options.poll_interval_s,
-                echo=click.echo,
-            )
+            yield held
         except USER_ERRORS as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:  # launch() said what happened to the jobs
             sys.exit(130)
-        click.echo(f"Sweep directory: {sweep.path}")
-        if options.dry_run:
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_grid_command(options: GridOptions) -> None:
+    """`spd-sweep [OPTIONS]`: a new evaluation run or grid sweep, launched, followed, reported.
+    Exits 1 when jobs failed, 130 when interrupted."""
+    with sweep_command() as held:
+        sweep, manifest, settings = new_sweep(options, held)
+        manifest = launch_jobs(sweep, manifest, settings, options.launch, options.retry_failed)
+    if not options.launch.dry_run:
+        finish(sweep, manifest, options.launch)
+
+
+def run_search_command(options: SearchOptions) -> None:
+    """`spd-sweep search FILE`: a new search (or the same command again), launched, followed,
+    reported."""
+    from orchestrator.cli.search import run_search
+
+    with sweep_command() as held:
+        run_search(
+            options,
+            lambda names, label: launch_settings(options.jobs, options.launch, names, label),
+            build_backend,
+            held,
+        )
+
+
+def run_resume_command(options: ResumeOptions) -> None:
+    """`spd-sweep resume SWEEP_ID`: a stored sweep or search, launched again with its stored
+    launch settings (those given now replacing them), followed, reported."""
+    with sweep_command() as held:
+        sweep, settings = resume_sweep(options, held)
+        if sweep.read_meta().kind == "optuna":
+            from orchestrator.cli.search import resume_search
+
+            resume_search(sweep, settings, options, build_backend)
             return
+        manifest = launch_jobs(
+            sweep, sweep.read_manifest(), settings, options.launch, options.retry_failed
+        )
+    if not options.launch.dry_run:
+        finish(sweep, manifest, options.launch)
+
+
+def launch_jobs(
+    sweep: SweepDir,
+    manifest: Manifest,
+    settings: LaunchSettings,
+    options: LaunchOptions,
+    retry_failed: bool,
+) -> Manifest:
+    """Submit the sweep's jobs that have no result (the failed ones too with `retry_failed`),
+    follow them (unless --no-wait), and say what they found."""
+    manifest = launch(
+        sweep,
+        manifest,
+        build_backend(settings, len(manifest.jobs)),
+        settings,
+        dry_run=options.dry_run,
+        retry_failed=retry_failed,
+        wait=options.wait,
+        poll_interval_s=options.poll_interval_s,
+        echo=click.echo,
+    )
+    click.echo(f"Sweep directory: {sweep.path}")
+    if not options.dry_run:
         print_results(sweep, manifest)
+    return manifest
+
+
+def finish(sweep: SweepDir, manifest: Manifest, options: LaunchOptions) -> None:
+    """The sweep's report, and the exit code (1 when jobs failed) once they finished."""
     if options.create_report:
         create_report(sweep, options.report_title, use_wandb=None, echo=click.echo)
     if not options.wait:
@@ -246,49 +281,47 @@ def run_sweep_command(options: SweepOptions) -> None:
         sys.exit(1)
 
 
-def stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def new_sweep(
-    options: SweepOptions, held: contextlib.ExitStack
+    options: GridOptions, held: contextlib.ExitStack
 ) -> tuple[SweepDir, Manifest, LaunchSettings]:
     sweep_path = None if options.sweep_file is None else Path(options.sweep_file)
     if sweep_path == DEFAULT_SWEEP and not sweep_path.exists():
         sweep_path = REPO_SWEEPS_DIR / DEFAULT_SWEEP.name
     sweep_file = load_sweep_file(sweep_path) if sweep_path is not None else None
-    experiments = parse_experiments(options.experiments, sweep_file, sweep_path)
+    experiments = parse_experiments(options.jobs.experiments, sweep_file, sweep_path)
     label = "eval" if sweep_path is None else sweep_path.stem
-    settings = launch_settings(options, experiments, label)
+    settings = launch_settings(options.jobs, options.launch, experiments, label)
     jobs = validate_jobs(
-        expand_jobs(experiments, sweep_file, options.job_overrides(), options.job_suffix),
+        expand_jobs(experiments, sweep_file, options.jobs.overrides(), options.jobs.job_suffix),
         check_device_here=settings.backend == "local",
         world_size=settings.resources.world_size,
     )
     click.echo(job_count_summary(jobs))
-    check_job_count(len(jobs), options.yes or options.dry_run)
+    check_job_count(len(jobs), options.yes or options.launch.dry_run)
 
     definition = SweepDefinition(
         kind="evaluation" if sweep_path is None else "grid",
         label=label,
         jobs=jobs,
-        command=list(options.command),
+        command=list(options.launch.command),
         sweep_file=sweep_path,
-        job_suffix=options.job_suffix,
-        project=options.project,
+        job_suffix=options.jobs.job_suffix,
+        project=options.jobs.project,
     )
     held.enter_context(sweep_dir_of(definition).lock())
     sweep, manifest = write_sweep(definition)
     return sweep, manifest, settings
 
 
-def launch_settings(options: SweepOptions, experiments: list[str], label: str) -> LaunchSettings:
+def launch_settings(
+    jobs: JobOptions, options: LaunchOptions, experiments: list[str], label: str
+) -> LaunchSettings:
     """How the jobs (or a search's agents) are submitted, from the command line's options."""
-    suffix = options.job_suffix
+    suffix = jobs.job_suffix
     if suffix is not None:
         check_sbatch_value(suffix, "--job_suffix")
     resources = options.resources
-    if options.cpu and resources.gpus:
+    if jobs.cpu and resources.gpus:
         raise click.UsageError("--cpu asks for no GPU; drop --gpus or --cpu")
     settings = LaunchSettings(
         backend="local" if options.local else "slurm",
@@ -302,7 +335,7 @@ def launch_settings(options: SweepOptions, experiments: list[str], label: str) -
                 # One GPU per process (of a node): 1 unless --nproc-per-node says more.
                 "gpus": resources.gpus
                 if resources.gpus is not None
-                else int(not options.cpu) * (resources.nproc_per_node or 1),
+                else int(not jobs.cpu) * (resources.nproc_per_node or 1),
                 "time": resources.time or str(default_time_minutes(experiments)),
                 "cpus_per_task": resources.cpus_per_task or default_cpus(experiments),
                 "mem": resources.mem or default_mem(experiments),
@@ -315,21 +348,16 @@ def launch_settings(options: SweepOptions, experiments: list[str], label: str) -
 
 
 def resume_sweep(
-    options: SweepOptions, held: contextlib.ExitStack
+    options: ResumeOptions, held: contextlib.ExitStack
 ) -> tuple[SweepDir, LaunchSettings]:
     """The sweep (or search) as it was defined, and its launch settings: the stored ones, with
-    those given now replacing them. Its lock is entered into `held`."""
-    fixed = options.given(*JOB_DEFINING_OPTIONS)
-    if fixed:
-        flags = ", ".join(flag_of(name) for name in fixed)
-        raise click.UsageError(f"--resume continues a sweep as defined; it cannot change {flags}")
-    sweep = open_sweep(options.resume_ref)
+    those given now replacing them. Its lock is entered into `held`. (What defines the jobs is
+    not an option of `resume`: orchestrator.cli.main refuses it.)"""
+    sweep = open_sweep(options.sweep_ref)
     held.enter_context(sweep.lock())
     meta = sweep.read_meta()
-    if options.given("n_trials") and meta.kind != "optuna":
-        raise click.UsageError(
-            f"--n_trials applies to searches (--optuna); {sweep.sweep_id} is not one"
-        )
+    if options.n_trials is not None and meta.kind != "optuna":
+        raise click.UsageError(f"--n_trials applies to searches; {sweep.sweep_id} is not one")
     if options.retry_failed and meta.kind == "optuna":
         raise click.UsageError(
             f"--retry-failed applies to grid sweeps; search {sweep.sweep_id} retries a killed "
@@ -338,13 +366,13 @@ def resume_sweep(
     stored = meta.launch
     if stored is None:
         raise click.UsageError(f"sweep {sweep.sweep_id} was never submitted: run its command again")
-    settings = stored.model_copy(update=launch_updates(options, stored))
+    settings = stored.model_copy(update=launch_updates(options.launch, stored))
     check_resumed_data_parallel(sweep, settings, meta.kind)
     return sweep, settings
 
 
 def check_resumed_data_parallel(sweep: SweepDir, settings: LaunchSettings, kind: str) -> None:
-    """The checks of a new sweep's --nodes/--nproc-per-node, for the settings a --resume runs
+    """The checks of a new sweep's --nodes/--nproc-per-node, for the settings `resume` runs
     with (stored, or changed on its command line): a job in several processes runs on SLURM,
     is no search's trial, and has a batch_size its processes split evenly."""
     world_size = settings.resources.world_size
@@ -362,7 +390,7 @@ def check_resumed_data_parallel(sweep: SweepDir, settings: LaunchSettings, kind:
             raise click.UsageError(f"job {record.name}: {e}") from None
 
 
-def launch_updates(options: SweepOptions, stored: LaunchSettings) -> dict[str, Any]:
+def launch_updates(options: LaunchOptions, stored: LaunchSettings) -> dict[str, Any]:
     """The LaunchSettings fields that the options given on this command line change, and the
     command and time of this launch."""
     updates: dict[str, Any] = {"command": list(options.command), "started": now()}

@@ -6,7 +6,7 @@ from the search itself (file stem, experiment, search file, overrides), not from
 number of agents, so the same command finds the same sweep and continues its study, and a larger
 --n_trials extends it. Agents are jobs `agent-<i>` of the manifest; an agent is completed when it
 found the study done and returned. On every launch the agents that are not queued or running are
-submitted again while the study lacks trials. `spd-sweep --resume <sweep id>` continues a search from `search.json` alone.
+submitted again while the study lacks trials. `spd-sweep resume <sweep id>` continues a search from `search.json` alone.
 
 Open the study in optuna-dashboard (`pip install optuna-dashboard`):
     optuna-dashboard <sweep dir>/study.journal     (or the --storage URL)

@@ -73,7 +73,7 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
     )
 
     retried = run(
-        "--resume", sweep.sweep_id, "--retry-failed", "--poll-interval", "0.5", "--no-create_report"
+        "resume", sweep.sweep_id, "--retry-failed", "--poll-interval", "0.5", "--no-create_report"
     )
 
     assert "Submitting 1 of 2 jobs (1 completed, 1 failed)." in retried.output
@@ -87,7 +87,7 @@ def test_local_sweep_runs_reports_failures_and_reruns_only_what_is_missing(
     assert sweep.read_meta().launch.backend == "local"
     # Each command that submitted is in the history (a dry run would not be); the report shows
     # the last one.
-    resume = ["--resume", sweep.sweep_id, "--retry-failed", "--poll-interval", "0.5",
+    resume = ["resume", sweep.sweep_id, "--retry-failed", "--poll-interval", "0.5",
               "--no-create_report"]  # fmt: skip
     meta = sweep.read_meta()
     assert [launch.command for launch in meta.launches] == [

@@ -39,14 +39,14 @@ def search(text: str) -> dict[str, str | bytes]:
 
 
 GRID = ["--sweep", "s.yaml", "--dry-run"]
-SEARCH = ["--optuna", "q.yaml", "--n_trials", "2", "--dry-run", "--local"]
+SEARCH = ["search", "q.yaml", "--n_trials", "2", "--dry-run", "--local"]
 
 # fmt: off
 CASES = [
     # --- the command line
     Case("unknown experiment", ["--experiments", "nosuch", "--dry-run"], "unknown experiment(s) nosuch; known: tms_5-2", exit_code=USAGE),
     Case("no experiment", ["--experiments", ",", "--dry-run"], "unknown experiment(s) (none given)", exit_code=USAGE),
-    Case("grid and search at once", [*GRID, "--optuna", "q.yaml"], "--sweep (a grid) and --optuna (a search) are two kinds of sweep", sweep(OK_SWEEP), USAGE),
+    Case("grid and search at once", ["search", "q.yaml", "--sweep", "s.yaml"], "--sweep (a grid) and `search` (a search) are two kinds of sweep", sweep(OK_SWEEP), USAGE),
     Case("n_trials on a grid", [*GRID, "--n_trials", "3"], "--n_trials: only for searches", sweep(OK_SWEEP), USAGE),
     Case("storage on a grid", [*GRID, "--storage", "sqlite:///x.db"], "--storage: only for searches", sweep(OK_SWEEP), USAGE),
     Case("time 0", [*GRID, "--time", "0"], "--time: time '0' is zero, which SLURM takes as no limit", sweep(OK_SWEEP), USAGE),
@@ -60,6 +60,17 @@ CASES = [
     Case("job suffix with a newline", [*GRID, "--job_suffix", "a\nb"], "--job_suffix: 'a\\nb' contains a newline", sweep(OK_SWEEP)),
     Case("template that does not exist", [*GRID, "--template", "nosuch"], "no template 'nosuch': give a file or one of job_array.sbatch.j2", sweep(OK_SWEEP)),
     Case("no agents", [*GRID, "--n_agents", "0"], "0 is not in the range x>=1", sweep(OK_SWEEP), USAGE),
+    # --- the commands: search and resume were flags of the grid; options go after a command
+    Case("--optuna, now a command", ["--optuna", "q.yaml", "--n_trials", "2", "--dry-run"], "--optuna FILE is now a command: spd-sweep search FILE --n_trials N", search(OK_SEARCH), USAGE),
+    Case("--resume, now a command", ["--resume", "{sweep}", "--retry-failed"], "--resume SWEEP_ID is now a command: spd-sweep resume SWEEP_ID", exit_code=USAGE, on_existing_sweep=True),
+    Case("grid options before search", ["--local", "--cpu", "search", "q.yaml", "--n_trials", "2", "--dry-run"], "--cpu --local before `search`: a command's options go after its name (spd-sweep search ... --cpu --local)", search(OK_SEARCH), USAGE),
+    Case("grid option before resume", ["--dry-run", "resume", "{sweep}"], "--dry-run before `resume`: a command's options go after its name", exit_code=USAGE, on_existing_sweep=True),
+    Case("grid option before status", ["--sweep", "s.yaml", "status", "{sweep}"], "--sweep before `status`", sweep(OK_SWEEP), USAGE, on_existing_sweep=True),
+    Case("search without a file", ["search", "--n_trials", "2", "--dry-run"], "Missing argument 'FILE'", exit_code=USAGE),
+    Case("resume without a sweep", ["resume", "--local"], "Missing argument 'SWEEP_ID'", exit_code=USAGE),
+    Case("unknown command", ["serch", "q.yaml"], "No such command 'serch'", exit_code=USAGE),
+    Case("search with an option only grids take", [*SEARCH, "--yes"], "No such option '--yes'", search(OK_SEARCH), USAGE),
+    Case("SLURM option with --local in a search", [*SEARCH, "--partition", "gpu"], "--partition: SLURM options; --local runs the jobs here", search(OK_SEARCH), USAGE),
     # --- one job in several processes (data parallel)
     Case("no nodes", [*GRID, "--nodes", "0"], "Invalid value for '--nodes': 0 is not in the range x>=1", sweep(OK_SWEEP), USAGE),
     Case("no processes per node", [*GRID, "--nproc-per-node", "0"], "Invalid value for '--nproc-per-node'", sweep(OK_SWEEP), USAGE),
@@ -67,7 +78,8 @@ CASES = [
     Case("batch that does not split over the processes", [*GRID, "--cpu", "--nodes", "3"], "batch_size 4096 (the global batch) does not split evenly over 3 processes", sweep(OK_SWEEP)),
     Case("batch of one job that does not split", [*GRID, "--nproc-per-node", "2"], "batch_size 4097 (the global batch) does not split evenly over 2 processes", sweep("tms_5-2:\n  batch_size: {values: [4096, 4097]}\n")),
     Case("data parallel with --local", [*GRID, "--local", "--nproc-per-node", "2"], "--local does not: run one decomposition on this machine with `spd-decompose CONFIG --nproc N`, or submit the sweep to SLURM", sweep(OK_SWEEP), USAGE),
-    Case("data parallel search", ["--optuna", "q.yaml", "--n_trials", "2", "--dry-run", "--nodes", "2"], "searches (--optuna) do not run data-parallel trials yet", search(OK_SEARCH), USAGE),
+    Case("data parallel search", ["search", "q.yaml", "--n_trials", "2", "--dry-run", "--nodes", "2"], "searches do not run data-parallel trials yet", search(OK_SEARCH), USAGE),
+    Case("data parallel search, other spelling", [*SEARCH, "--nproc_per_node", "2"], "--nodes/--nproc-per-node: searches do not run data-parallel trials yet", search(OK_SEARCH), USAGE),
     Case("sbatch nodes", [*GRID, "--sbatch", "nodes=2"], "--sbatch nodes: spd-sweep sets --nodes itself; use its --nodes option", sweep(OK_SWEEP), USAGE),
     Case("sbatch tasks per node", [*GRID, "--sbatch", "ntasks-per-node=2"], "--sbatch ntasks-per-node: spd-sweep sets --ntasks-per-node itself; use its --nproc-per-node option", sweep(OK_SWEEP), USAGE),
     # --- the sweep file
@@ -88,17 +100,19 @@ CASES = [
     Case("C of a pattern the config lacks", GRID, "pattern 'linear9' is not in target_module_patterns", sweep("tms_5-2:\n  C: {linear9: {values: [3]}}\n")),
     Case("C below 1", GRID, "C must be at least 1", sweep("tms_5-2:\n  C: {linear1: {values: [0]}}\n")),
     # --- the search file
-    Case("search without n_trials", ["--optuna", "q.yaml", "--dry-run"], "--optuna needs --n_trials", search(OK_SEARCH), USAGE),
+    Case("search without n_trials", ["search", "q.yaml", "--dry-run"], "Missing option '--n_trials'", search(OK_SEARCH), USAGE),
     Case("search file missing", SEARCH, "search file q.yaml does not exist"),
-    Case("search file a directory", ["--optuna", ".", "--n_trials", "2", "--dry-run"], "search file . is a directory"),
+    Case("search file a directory", ["search", ".", "--n_trials", "2", "--dry-run"], "search file . is a directory"),
     Case("objective that is no metric", SEARCH, "objectives: 'loss/stochastic_recn' is not a metric of this run", search(OK_SEARCH.replace("recon", "recn"))),
     Case("search space with invalid configs", SEARCH, "C of pattern 'linear1' is 0; C must be at least 1", search(OK_SEARCH.replace("lr: {low: 0.001, high: 0.01}", "C: {low: 0, high: 5}"))),
     Case("unknown sampler", SEARCH, "sampler.name: Input should be 'tpe', 'random'", search(OK_SEARCH + "sampler: {name: bayes}\n")),
     Case("retry-failed on a search", [*SEARCH, "--retry-failed"], "--retry-failed applies to grid sweeps", search(OK_SEARCH), USAGE),
     # --- existing sweeps
-    Case("resume of no sweep", ["--resume", "nosuch"], "no sweep 'nosuch' under"),
-    Case("resume that changes the jobs", ["--resume", "{sweep}", "--cpu"], "--resume continues a sweep as defined; it cannot change --cpu", exit_code=USAGE, on_existing_sweep=True),
-    Case("n_trials on a resumed grid", ["--resume", "{sweep}", "--n_trials", "3"], "--n_trials applies to searches (--optuna)", exit_code=USAGE, on_existing_sweep=True),
+    Case("resume of no sweep", ["resume", "nosuch"], "no sweep 'nosuch' under"),
+    Case("resume that changes the jobs", ["resume", "{sweep}", "--cpu"], "resume continues a sweep as defined; it cannot change --cpu", exit_code=USAGE, on_existing_sweep=True),
+    Case("n_trials on a resumed grid", ["resume", "{sweep}", "--n_trials", "3"], "--n_trials applies to searches; ", exit_code=USAGE, on_existing_sweep=True),
+    Case("resume that changes the sweep file", ["resume", "{sweep}", "--sweep", "s.yaml"], "resume continues a sweep as defined; it cannot change --sweep", sweep(OK_SWEEP), USAGE, on_existing_sweep=True),
+    Case("resume with an option only grids take", ["resume", "{sweep}", "--yes"], "No such option '--yes'", exit_code=USAGE, on_existing_sweep=True),
     Case("status of no sweep", ["status", "nosuch"], "no sweep 'nosuch' under"),
     Case("report of no sweep", ["report", "nosuch"], "no sweep 'nosuch' under"),
 ]

@@ -1,6 +1,8 @@
 """The CLI without running jobs: help, dry runs, and errors before anything is written."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
 from orchestrator.state.sweep_dir import JobState, SweepDir
+from tests.orchestrator.search.searches import c_search, write_search
 from tests.orchestrator.short_sweeps import write_sweep_file
 
 
@@ -27,6 +30,41 @@ def test_help_shows_examples_and_both_spellings() -> None:
     assert "spd-sweep --experiments tms_5-2,tms_5-2-id --local" in result.output
     assert "--n_agents, --n-agents" in result.output
     assert "status" in result.output
+
+
+def test_help_lists_the_commands_and_each_has_examples() -> None:
+    commands = run("--help").output.split("Commands:")[1]
+    for line in [
+        "search  Run an Optuna search of FILE's space",
+        "resume  Continue a sweep or search",
+        "status  Print the state of every job of a sweep.",
+        "report  (Re)build the report of a sweep",
+    ]:
+        assert line in commands
+    for command in ["search", "resume"]:
+        result = run(command, "--help")
+        assert result.exit_code == 0
+        assert "Examples:" in result.output and f"spd-sweep {command} " in result.output
+
+
+def test_the_command_line_does_not_load_the_training_core() -> None:
+    """What keeps `spd-sweep --help` and usage errors fast (bench/bench_orchestrator.py)."""
+    code = "import sys, orchestrator.cli.main; print('torch' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout == "False\n"
+
+
+def test_a_search_records_its_command_as_typed(
+    sweep_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_search(tmp_path / "q.yaml", c_search())
+    args = ["search", str(path), "--n_trials", "2", "--cpu", "--dry-run"]
+    monkeypatch.setattr(sys, "argv", ["spd-sweep", *args])
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert only_sweep(sweep_root).read_meta().command == ["spd-sweep", *args]
 
 
 def test_dry_run_writes_the_sweep_and_renders_without_submitting(sweep_root: Path) -> None:
@@ -156,10 +194,10 @@ def test_big_sweeps_need_yes(sweep_root: Path) -> None:
             "--job_suffix: 'a\\nb' contains a newline",
         ),
         (["--experiments", "tms_5-2", "--template", "nope"], "no template 'nope'"),
-        (["--resume", "nope"], "no sweep 'nope'"),
+        (["resume", "nope"], "no sweep 'nope'"),
         (["--sweep", "missing.yaml"], "sweep file missing.yaml does not exist"),
-        (["--sweep", "--optuna", "s.yaml"], "--sweep (a grid) and --optuna (a search) are two"),
-        (["--optuna", "s.yaml", "--retry-failed"], "--retry-failed applies to grid sweeps"),
+        (["search", "s.yaml", "--sweep"], "--sweep (a grid) and `search` (a search) are two"),
+        (["search", "s.yaml", "--retry-failed"], "--retry-failed applies to grid sweeps"),
         (["--experiments", "tms_5-2", "--n_trials", "3"], "--n_trials: only for searches"),
         (["--experiments", "tms_5-2", "--storage", "sqlite:///x.db"], "--storage: only for searches"),
         (
@@ -178,9 +216,9 @@ def test_user_errors_are_clear(sweep_root: Path, args: list[str], message: str) 
 
 
 def test_resume_keeps_the_definition(sweep_root: Path) -> None:
-    result = run("--resume", "x", "--experiments", "tms_5-2")
+    result = run("resume", "x", "--experiments", "tms_5-2")
     assert result.exit_code == 2
-    assert "--resume continues a sweep as defined; it cannot change --experiments" in result.output
+    assert "resume continues a sweep as defined; it cannot change --experiments" in result.output
 
 
 def test_status_of_a_dry_run_sweep(sweep_root: Path) -> None:
@@ -268,7 +306,7 @@ def test_set_overrides_every_job_and_is_part_of_the_sweep(sweep_root: Path) -> N
     assert sorted(c["seed"] for c in configs) == [0, 1]
     assert {c["steps"] for c in configs} == {7}
     assert {c["losses"]["importance_minimality"]["coeff"] for c in configs} == {0.002}
-    again = run("--resume", set_sweep.name, "--set", "steps=8")
+    again = run("resume", set_sweep.name, "--set", "steps=8")
     assert again.exit_code == 2 and "it cannot change --set" in again.output
 
 

@@ -48,7 +48,7 @@ def search_with_fixed_trials(tmp_path: Path) -> tuple[SweepDir, optuna.Study]:
     data = c_search()
     spec = SearchSpec(experiment=data["experiment"], search=search_file(data), n_trials=3)
     path = write_search(tmp_path / "search.yaml", data)
-    sweep, manifest = write_search_sweep(spec, path, "search", None, 2, ["spd-sweep", "--optuna"])
+    sweep, manifest = write_search_sweep(spec, path, "search", None, 2, ["spd-sweep", "search"])
     for agent in manifest.jobs:  # they found the study done and returned
         agent.state = JobState.COMPLETED
     sweep.write_manifest(manifest)

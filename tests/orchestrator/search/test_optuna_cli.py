@@ -1,4 +1,4 @@
-"""`spd-sweep --optuna`: local agents sharing the study, status, and up-front rejection."""
+"""`spd-sweep search`: local agents sharing the study, status, and up-front rejection."""
 
 from pathlib import Path
 
@@ -24,7 +24,7 @@ def test_bad_search_file_is_rejected_before_anything_is_written(
     data = c_search()
     data["search"]["C"] = {"linear1": {"low": 2, "high": 5}, "nope": {"low": 2, "high": 5}}
     path = write_search(tmp_path / "bad.yaml", data)
-    result = CliRunner().invoke(main, ["--optuna", str(path), "--n_trials", "2", *LOCAL_ARGS])
+    result = CliRunner().invoke(main, ["search", str(path), "--n_trials", "2", *LOCAL_ARGS])
     assert result.exit_code == 1
     assert "pattern 'nope' is not in target_module_patterns" in result.output
     assert "the config has: linear1, linear2" in result.output
@@ -33,15 +33,15 @@ def test_bad_search_file_is_rejected_before_anything_is_written(
 
 def test_search_needs_n_trials(sweep_root: Path, tmp_path: Path) -> None:
     path = write_search(tmp_path / "s.yaml", c_search())
-    result = CliRunner().invoke(main, ["--optuna", str(path), *LOCAL_ARGS])
-    assert result.exit_code == 2 and "--optuna needs --n_trials" in result.output
+    result = CliRunner().invoke(main, ["search", str(path), *LOCAL_ARGS])
+    assert result.exit_code == 2 and "Missing option '--n_trials'" in result.output
 
 
 def test_two_local_agents_share_the_study_and_rerun_continues_it(
     sweep_root: Path, tmp_path: Path
 ) -> None:
     path = write_search(tmp_path / "search.yaml", c_search())
-    args = ["--optuna", str(path), "--n_agents", "2", *LOCAL_ARGS]
+    args = ["search", str(path), "--n_agents", "2", *LOCAL_ARGS]
     result = run(*args, "--n_trials", "4")
     assert result.exit_code == 0, result.output
     (sweep_path,) = sweep_root.iterdir()
@@ -70,7 +70,7 @@ def test_two_local_agents_share_the_study_and_rerun_continues_it(
 
 def test_dry_run_writes_the_search_and_submits_nothing(sweep_root: Path, tmp_path: Path) -> None:
     path = write_search(tmp_path / "search.yaml", c_search())
-    result = run("--optuna", str(path), "--n_trials", "3", "--n_agents", "2", "--dry-run", "--cpu")
+    result = run("search", str(path), "--n_trials", "3", "--n_agents", "2", "--dry-run", "--cpu")
     assert result.exit_code == 0, result.output
     assert "Would submit 2 agents" in result.output
     (sweep_path,) = sweep_root.iterdir()
@@ -78,7 +78,7 @@ def test_dry_run_writes_the_search_and_submits_nothing(sweep_root: Path, tmp_pat
     assert "--array=0-1%2" in (sweep.scripts / "array_000.sbatch").read_text()
     assert read_spec(sweep).n_trials == 3
     assert not sweep.code.exists() and not list(sweep.logs.glob("*"))
-    resumed = CliRunner().invoke(main, ["--resume", sweep.sweep_id])
+    resumed = CliRunner().invoke(main, ["resume", sweep.sweep_id])
     assert resumed.exit_code == 2 and "was never submitted: run its command again" in resumed.output
 
 
@@ -86,7 +86,7 @@ def test_set_applies_to_every_trial_but_not_to_what_the_search_varies(
     sweep_root: Path, tmp_path: Path
 ) -> None:
     path = write_search(tmp_path / "q.yaml", c_search())
-    args = ["--optuna", str(path), "--n_trials", "2", *LOCAL_ARGS, "--dry-run"]
+    args = ["search", str(path), "--n_trials", "2", *LOCAL_ARGS, "--dry-run"]
     varied = CliRunner().invoke(main, [*args, "--set", "losses.importance_minimality.coeff=1e-3"])
     assert varied.exit_code == 2
     assert "the search varies losses.importance_minimality.coeff" in varied.output

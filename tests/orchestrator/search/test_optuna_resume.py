@@ -1,4 +1,4 @@
-"""`spd-sweep --resume <search>`: continues (and extends) a search from its sweep directory."""
+"""`spd-sweep resume <search>`: continues (and extends) a search from its sweep directory."""
 
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def finished_search(tmp_path: Path, n_trials: int) -> SweepDir:
     spec = SearchSpec(
         experiment="tms_5-2", search=search_file(data), overrides=CPU, n_trials=n_trials
     )
-    sweep, _ = write_search_sweep(spec, path, "search", None, 1, ["spd-sweep", "--optuna", "x"])
+    sweep, _ = write_search_sweep(spec, path, "search", None, 1, ["spd-sweep", "search", "x"])
     sweep.write_meta(sweep.read_meta().model_copy(update={"launches": [LOCAL]}))
     study = study_of(sweep, spec)
     for i in range(n_trials):
@@ -47,7 +47,7 @@ def test_resume_extends_a_search_without_running_a_trial_twice(
     quick = SHORT_TRIAL | {"steps": 10, "faithfulness_warmup.steps": 5}
     path = write_search(tmp_path / "search.yaml", c_search(fixed=quick))
     first = run(
-        "--optuna", str(path), "--n_trials", "2", "--local", "--cpu", "--poll-interval", "0.5",
+        "search", str(path), "--n_trials", "2", "--local", "--cpu", "--poll-interval", "0.5",
         "--no-create_report",
     )  # fmt: skip
     assert first.exit_code == 0, first.output
@@ -56,7 +56,7 @@ def test_resume_extends_a_search_without_running_a_trial_twice(
     first_runs = {n: sweep.run_dir(f"trial-{n}").summary.read_text() for n in (0, 1)}
 
     resumed = run(
-        "--resume", sweep.sweep_id, "--n_trials", "3", "--local", "--partition", "debug",
+        "resume", sweep.sweep_id, "--n_trials", "3", "--local", "--partition", "debug",
         "--poll-interval", "0.5",
     )  # fmt: skip
     assert resumed.exit_code == 0, resumed.output
@@ -82,7 +82,7 @@ def test_resume_extends_a_search_without_running_a_trial_twice(
 
 def test_resume_of_a_finished_search_submits_nothing(sweep_root: Path, tmp_path: Path) -> None:
     sweep = finished_search(tmp_path, n_trials=2)
-    result = run("--resume", sweep.sweep_id, "--n_agents", "2")
+    result = run("resume", sweep.sweep_id, "--n_agents", "2")
     assert result.exit_code == 0, result.output
     assert f"Search {sweep.sweep_id} is finished (2 of 2 trials): nothing to submit" in (
         result.output
@@ -95,21 +95,31 @@ def test_resume_of_a_finished_search_submits_nothing(sweep_root: Path, tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("--optuna", "other.yaml"), ("--storage", "sqlite:///other.db")]
+    ("option", "value"), [("--experiments", "tms_5-2"), ("--storage", "sqlite:///other.db")]
 )
 def test_resume_cannot_change_what_the_search_is(
     sweep_root: Path, tmp_path: Path, option: str, value: str
 ) -> None:
     sweep = finished_search(tmp_path, n_trials=1)
-    result = run("--resume", sweep.sweep_id, option, value)
+    result = run("resume", sweep.sweep_id, option, value)
     assert result.exit_code == 2
-    assert f"--resume continues a sweep as defined; it cannot change {option}" in result.output
+    assert f"resume continues a sweep as defined; it cannot change {option}" in result.output
     assert not (tmp_path / "other.db").exists()
+
+
+def test_resume_of_a_search_takes_no_retry_failed(sweep_root: Path, tmp_path: Path) -> None:
+    sweep = finished_search(tmp_path, n_trials=1)
+    result = run("resume", sweep.sweep_id, "--retry-failed")
+    assert result.exit_code == 2
+    assert (
+        f"--retry-failed applies to grid sweeps; search {sweep.sweep_id} retries a killed "
+        "agent's trial by itself"
+    ) in result.output
 
 
 def test_resume_rejects_n_trials_below_the_finished_ones(sweep_root: Path, tmp_path: Path) -> None:
     sweep = finished_search(tmp_path, n_trials=2)
-    result = run("--resume", sweep.sweep_id, "--n_trials", "1")
+    result = run("resume", sweep.sweep_id, "--n_trials", "1")
     assert result.exit_code == 2
     assert (
         f"--n_trials 1 is below the 2 trials search {sweep.sweep_id} has finished; "
@@ -122,8 +132,6 @@ def test_n_trials_with_resume_of_a_grid_sweep_is_an_error(sweep_root: Path) -> N
     dry = run("--experiments", "tms_5-2", "--cpu", "--dry-run")
     assert dry.exit_code == 0, dry.output
     (sweep_path,) = sweep_root.iterdir()
-    result = run("--resume", sweep_path.name, "--n_trials", "3")
+    result = run("resume", sweep_path.name, "--n_trials", "3")
     assert result.exit_code == 2
-    assert f"--n_trials applies to searches (--optuna); {sweep_path.name} is not one" in (
-        result.output
-    )
+    assert f"--n_trials applies to searches; {sweep_path.name} is not one" in result.output

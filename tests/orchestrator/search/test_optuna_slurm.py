@@ -1,4 +1,4 @@
-"""`spd-sweep --optuna` on the real single-node SLURM cluster: the agents are one array."""
+"""`spd-sweep search` on the real single-node SLURM cluster: the agents are one array."""
 
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def test_two_slurm_agents_finish_the_study(
     path = write_search(tmp_path / "search.yaml", c_search())
     result = CliRunner().invoke(
         main,
-        ["--optuna", str(path), "--n_trials", "4", "--n_agents", "2", *SLURM_ARGS],
+        ["search", str(path), "--n_trials", "4", "--n_agents", "2", *SLURM_ARGS],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output

@@ -47,7 +47,7 @@ def files(sweep: SweepDir) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in sweep.path.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
-@pytest.mark.parametrize("args", [DRY_RUN, ["--resume", "SWEEP"]], ids=["same command", "--resume"])
+@pytest.mark.parametrize("args", [DRY_RUN, ["resume", "SWEEP"]], ids=["same command", "resume"])
 def test_second_orchestrator_on_a_sweep_is_refused(
     dry_run_sweep: SweepDir, other_orchestrator: subprocess.Popen[str], args: list[str]
 ) -> None:

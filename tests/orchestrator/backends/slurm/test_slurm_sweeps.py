@@ -242,7 +242,7 @@ def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
 
     wait_until(interrupt_each_once_it_has_a_checkpoint, 180, "both jobs writing a checkpoint")
 
-    finished = run("--resume", sweep.sweep_id, "--poll-interval", "0.5", "--no-create_report")
+    finished = run("resume", sweep.sweep_id, "--poll-interval", "0.5", "--no-create_report")
 
     assert "Submitting 0 of 2 jobs" in finished.output
     assert finished.exit_code == 0, finished.output
