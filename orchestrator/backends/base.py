@@ -10,7 +10,7 @@ directories, submitit's result files and the scheduler.
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
+from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
 
 Call = Callable[[], Any]
 
@@ -26,8 +26,11 @@ class Backend(Protocol):
         """A dry run: prepare what submitting n_jobs jobs would use, and say what that is
         (SLURM: the rendered array scripts)."""
 
-    def submit(self, sweep: SweepDir, jobs: list[tuple[JobRecord, Call]]) -> None:
-        """Hand the jobs over (SLURM: all at once; local: queued, started N at a time)."""
+    def submit(
+        self, sweep: SweepDir, manifest: Manifest, jobs: list[tuple[JobRecord, Call]]
+    ) -> None:
+        """Hand the jobs (records of `manifest`) over: SLURM all at once, writing the manifest
+        ahead of each sbatch; local: queued, started N at a time."""
 
     def advance(self, sweep: SweepDir) -> None:
         """Called while waiting: start queued jobs when there is room (local); SLURM: nothing."""

@@ -85,9 +85,8 @@ def submit_and_follow(
             version = code_version()
             snapshot_code(sweep.code, version)
             sweep.write_meta(sweep.read_meta().model_copy(update={"code_version": version}))
-        sweep.write_manifest(manifest)  # what a backend writing ahead (SLURM) starts from
         try:
-            backend.submit(sweep, calls)
+            backend.submit(sweep, manifest, calls)
         finally:
             sweep.write_manifest(manifest)
     if not wait:

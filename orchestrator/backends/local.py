@@ -14,7 +14,7 @@ from collections import deque
 import submitit
 
 from orchestrator.backends.base import Call, mark_started
-from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
+from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
 
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60
 """submitit kills local jobs after their timeout; local runs have no time limit worth the name."""
@@ -33,7 +33,11 @@ class LocalBackend:
         """Local jobs need nothing prepared ahead."""
         return []
 
-    def submit(self, sweep: SweepDir, jobs: list[tuple[JobRecord, Call]]) -> None:
+    def submit(
+        self, sweep: SweepDir, manifest: Manifest, jobs: list[tuple[JobRecord, Call]]
+    ) -> None:
+        """Local jobs die with the orchestrator: nothing to write ahead (the launcher saves the
+        manifest after)."""
         self._queue.extend(jobs)
         self.advance(sweep)
 

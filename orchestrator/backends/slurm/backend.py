@@ -38,12 +38,11 @@ from orchestrator.backends.slurm.submissions import (
     SBATCH_TIMEOUT_S,
     mark_submitted,
     record_intent,
-    save_records,
     settle_interrupted,
     staging_folder,
     submission_lock,
 )
-from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
+from orchestrator.state.sweep_dir import JobRecord, JobState, Manifest, SweepDir
 from orchestrator.sweep.resources import SlurmResources
 from spd.atomic_io import atomic_write_text
 
@@ -124,21 +123,23 @@ class SlurmBackend:
             for chunk, script in self.write_scripts(sweep, n_jobs)
         ]
 
-    def submit(self, sweep: SweepDir, jobs: list[tuple[JobRecord, Call]]) -> None:
-        """Submit the jobs, array by array, each written ahead in the manifest on disk (which the
-        launcher wrote just before)."""
-        after = self.arrays_to_wait_for(sweep, len(jobs))
+    def submit(
+        self, sweep: SweepDir, manifest: Manifest, jobs: list[tuple[JobRecord, Call]]
+    ) -> None:
+        """Submit the jobs, array by array, each written ahead in the manifest."""
+        after = self.arrays_to_wait_for(manifest, len(jobs))
         for chunk, script in self.write_scripts(sweep, len(jobs)):
-            array_id = self.submit_array(sweep, script, jobs[chunk.start : chunk.stop], after)
+            part = jobs[chunk.start : chunk.stop]
+            array_id = self.submit_array(sweep, manifest, script, part, after)
             # Without a cap the arrays run side by side.
             after = [array_id] if self.n_agents is not None else []
 
-    def arrays_to_wait_for(self, sweep: SweepDir, n_jobs: int) -> list[str]:
+    def arrays_to_wait_for(self, manifest: Manifest, n_jobs: int) -> list[str]:
         """The sweep's queued and running arrays, if n_jobs more jobs alongside them could
         exceed --n_agents."""
         live = [
             record.slurm_job_id
-            for record in sweep.read_manifest().jobs
+            for record in manifest.jobs
             if record.state in LIVE and record.backend == "slurm" and record.slurm_job_id
         ]
         if self.n_agents is None or len(live) + n_jobs <= self.n_agents:
@@ -146,21 +147,26 @@ class SlurmBackend:
         return sorted({job_id.split("_")[0] for job_id in live}, key=int)
 
     def submit_array(
-        self, sweep: SweepDir, script: Path, part: list[tuple[JobRecord, Call]], after: list[str]
+        self,
+        sweep: SweepDir,
+        manifest: Manifest,
+        script: Path,
+        part: list[tuple[JobRecord, Call]],
+        after: list[str],
     ) -> str:
         """Submit `part` as the array of `script` once `after` ended; returns its id."""
         self.stage_calls(sweep, script, [call for _, call in part])
         records = [record for record, _ in part]
         try:
             with submission_lock(script) as lock:
-                record_intent(sweep, script, records)
+                record_intent(sweep, manifest, script, records)
                 array_id = sbatch(script, after, keep_open=lock)
                 for record in records:
                     mark_submitted(sweep, record, array_id)
-                save_records(sweep, records)
+                sweep.write_manifest(manifest)
         except SubmissionError:
             settle_interrupted(sweep, records)  # sbatch may have submitted it before it failed
-            save_records(sweep, records)
+            sweep.write_manifest(manifest)
             raise
         return array_id
 

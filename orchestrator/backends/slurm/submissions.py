@@ -16,8 +16,8 @@ A task that starts moves its call to where submitit's runner looks for it
 Jobs found `submitting` whose script is not locked (a killed or failed submission) are settled
 when the sweep's state is refreshed: if squeue or sacct know an array submitted from the script,
 it is adopted (its calls are staged: it runs as if the submission had ended normally); if
-neither does, it never reached SLURM and its jobs count as cancelled, to be submitted again. A
-launch first waits for the sbatch of an interrupted run to return.
+neither does, it never reached SLURM: its jobs count as cancelled, to be submitted again, and its
+staged calls are deleted. A launch first waits for the sbatch of an interrupted run to return.
 
 The script's path is the submission's token: scripts are never reused, and squeue (%o) and
 sacct (SubmitLine) show the path sbatch was given, so job names and comments stay the user's.
@@ -26,6 +26,7 @@ sacct (SubmitLine) show the path sbatch was given, so job names and comments sta
 import datetime as dt
 import fcntl
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from orchestrator.backends import submitit_adapter
 from orchestrator.backends.base import mark_started
-from orchestrator.state.sweep_dir import ArrayTask, JobRecord, JobState, SweepDir
+from orchestrator.state.sweep_dir import ArrayTask, JobRecord, JobState, Manifest, SweepDir
 
 SBATCH_TIMEOUT_S = 120
 """How long sbatch may take; a launch waits as long for an interrupted run's sbatch."""
@@ -76,23 +77,17 @@ def being_submitted(script: Path) -> bool:
     return False
 
 
-def save_records(sweep: SweepDir, records: list[JobRecord]) -> None:
-    """Write `records`, as they are now, into the manifest on disk. The launcher writes the
-    manifest before a submission and whole after it; in between, this writes ahead."""
-    manifest = sweep.read_manifest()
-    current = {record.job_id: record for record in records}
-    manifest.jobs = [current.get(record.job_id, record) for record in manifest.jobs]
-    sweep.write_manifest(manifest)
-
-
-def record_intent(sweep: SweepDir, script: Path, records: list[JobRecord]) -> None:
-    """Record that `records` are about to be submitted as the tasks of `script`, in order."""
+def record_intent(
+    sweep: SweepDir, manifest: Manifest, script: Path, records: list[JobRecord]
+) -> None:
+    """Record in the manifest, on disk, that `records` (some of its jobs) are about to be
+    submitted as the tasks of `script`, in order."""
     for index, record in enumerate(records):
         record.state, record.error = JobState.SUBMITTING, None
         # Without an id, tracking does not follow the previous attempt any more.
         record.backend, record.slurm_job_id = "slurm", None
         record.array_task = ArrayTask(script=sweep.relative(script), index=index)
-    save_records(sweep, records)
+    sweep.write_manifest(manifest)
 
 
 def mark_submitted(sweep: SweepDir, record: JobRecord, array_id: str) -> None:
@@ -157,6 +152,8 @@ def settle_interrupted(sweep: SweepDir, records: list[JobRecord]) -> list[str]:
             for record in jobs:
                 record.state = JobState.CANCELLED
                 record.error = f"its submission ({name}) did not reach SLURM"
+            # No task will ever take these calls; a new submission stages its own.
+            shutil.rmtree(staging_folder(sweep, script), ignore_errors=True)
             lines.append(
                 f"{name} never reached SLURM (its run was interrupted): its {len(jobs)} jobs are "
                 "submitted again"

@@ -39,7 +39,7 @@ def two_jobs_being_submitted(tmp_path: Path) -> tuple[SweepDir, Manifest, Path]:
     )
     manifest.jobs[1].backend, manifest.jobs[1].slurm_job_id = "slurm", "5_1"
     sweep.write_manifest(manifest)
-    record_intent(sweep, script, manifest.jobs)
+    record_intent(sweep, manifest, script, manifest.jobs)
     return sweep, manifest, script
 
 
@@ -189,7 +189,7 @@ def test_new_arrays_wait_for_live_ones_only_when_the_cap_could_be_exceeded(
     )
     backend = SlurmBackend(Path("t.sbatch.j2"), "spd-x", SlurmResources(), n_agents, tmp_path)
 
-    assert backend.arrays_to_wait_for(sweep, n_jobs=2) == waits_for
+    assert backend.arrays_to_wait_for(sweep.read_manifest(), n_jobs=2) == waits_for
 
 
 def sweep_of_two_pending_jobs(tmp_path: Path) -> tuple[SweepDir, Manifest, SlurmBackend]:
@@ -218,7 +218,7 @@ def test_sbatch_runs_once_the_calls_and_the_intent_are_on_disk(
     monkeypatch.setattr(slurm_backend, "sbatch", sbatch)
     monkeypatch.setattr(slurm_backend, "max_array_size", lambda: 1001)
 
-    backend.submit(sweep, [(record, print) for record in manifest.jobs])
+    backend.submit(sweep, manifest, [(record, print) for record in manifest.jobs])
 
     assert seen == [("array_000.sbatch", ["0.pkl", "1.pkl"], [JobState.SUBMITTING] * 2, True)]
     assert [(r.state, r.slurm_job_id) for r in sweep.read_manifest().jobs] == [
@@ -240,8 +240,10 @@ def test_failed_sbatch_leaves_its_jobs_to_be_submitted_again(
     monkeypatch.setattr(submissions, "find_array", lambda script: None)
 
     with pytest.raises(SubmissionError, match="invalid partition"):
-        backend.submit(sweep, [(record, print) for record in manifest.jobs])
+        backend.submit(sweep, manifest, [(record, print) for record in manifest.jobs])
 
     assert {(r.state, r.error) for r in sweep.read_manifest().jobs} == {
         (JobState.CANCELLED, "its submission (scripts/array_000.sbatch) did not reach SLURM")
     }
+    # Its staged calls are gone: no task will take them.
+    assert not staging_folder(sweep, sweep.scripts / "array_000.sbatch").exists()
