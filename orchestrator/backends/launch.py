@@ -13,7 +13,7 @@ from collections.abc import Callable
 from orchestrator.backends.base import Backend, Call
 from orchestrator.backends.job import DecompositionJob
 from orchestrator.backends.slurm.submissions import settle_interrupted, wait_for_sbatch
-from orchestrator.backends.track import refresh, wait_for_jobs
+from orchestrator.backends.track import Work, refresh, wait_for_jobs
 from orchestrator.state.code_snapshot import code_version, snapshot_code
 from orchestrator.state.sweep_dir import JobRecord, JobState, LaunchSettings, Manifest, SweepDir
 
@@ -73,11 +73,11 @@ def submit_and_follow(
     wait: bool,
     poll_interval_s: float,
     echo: Callable[[str], None],
-    progress_of_work: Callable[[], str] | None = None,
+    work: Work | None = None,
 ) -> Manifest:
     """Record how the sweep (or search) was launched (the meta's history), snapshot the code
-    once, submit `calls`, and (with `wait`) follow the jobs to the end, the bar also showing
-    `progress_of_work()` when given (a search: its trials); Ctrl-C says how to continue."""
+    once, submit `calls`, and (with `wait`) follow the jobs to the end, the bar counting `work`
+    when given (a search: its trials); Ctrl-C says how to continue."""
     meta = sweep.read_meta()
     sweep.write_meta(meta.model_copy(update={"launches": [*meta.launches, settings]}))
     if calls:
@@ -92,7 +92,7 @@ def submit_and_follow(
     if not wait:
         return manifest
     try:
-        return wait_for_jobs(sweep, manifest, backend, poll_interval_s, progress_of_work)
+        return wait_for_jobs(sweep, manifest, backend, poll_interval_s, work)
     except KeyboardInterrupt:
         backend.stop()
         refresh(sweep, manifest)

@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
@@ -131,19 +132,30 @@ def failure_text(sweep: SweepDir, record: JobRecord) -> str:
     return f"{record.state.value.upper()} {record.name} [{record.job_id}]: {record.error}{log}"
 
 
+@dataclass(frozen=True)
+class Work:
+    """What the jobs work through, when that is not the jobs themselves: a search's agents
+    work through its trials. The progress bar counts it."""
+
+    unit: str
+    total: int
+    done: Callable[[], int]
+
+
 def wait_for_jobs(
     sweep: SweepDir,
     manifest: Manifest,
     backend: Backend,
     poll_interval_s: float,
-    progress_of_work: Callable[[], str] | None = None,
+    work: Work | None = None,
     echo: Callable[[str], None] = tqdm.write,
 ) -> Manifest:
     """Follow the jobs until every one finished, with a progress bar; failed jobs are reported
     (with their log) as they fail while the others go on. The manifest is saved on each change.
-    The bar shows the job states, the training steps of the started jobs, and
-    `progress_of_work()` when given (what the jobs work through, e.g. a search's trials)."""
-    bar = tqdm(total=len(manifest.jobs), desc=sweep.sweep_id, unit="job", dynamic_ncols=True)
+    The bar counts finished jobs, or `work` when given, and shows the job states and the
+    training steps of the started jobs."""
+    unit, total = (work.unit, work.total) if work else ("job", len(manifest.jobs))
+    bar = tqdm(total=total, desc=sweep.sweep_id, unit=unit, dynamic_ncols=True)
     steps = StepTally()
     try:
         while True:
@@ -155,21 +167,13 @@ def wait_for_jobs(
                 if record.state in (JobState.FAILED, JobState.CANCELLED):
                     echo(failure_text(sweep, record))
             counts = state_counts(manifest)
-            bar.n = sum(counts[state] for state in FINISHED)
+            n_finished = sum(counts[state] for state in FINISHED)
+            bar.n = min(work.done(), total) if work else n_finished
             bar.set_postfix_str(
-                ", ".join(
-                    filter(
-                        None,
-                        [
-                            progress_of_work() if progress_of_work else "",
-                            progress_text(counts),
-                            steps.text(sweep, manifest),
-                        ],
-                    )
-                ),
+                ", ".join(filter(None, [progress_text(counts), steps.text(sweep, manifest)])),
                 refresh=True,
             )
-            if bar.n == len(manifest.jobs):
+            if n_finished == len(manifest.jobs):
                 return manifest
             time.sleep(poll_interval_s)
     finally:

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from orchestrator.backends.base import Backend
 from orchestrator.backends.launch import settle_interrupted_submissions, submit_and_follow
-from orchestrator.backends.track import FINISHED, refresh
+from orchestrator.backends.track import FINISHED, Work, refresh
 from orchestrator.search.agent import AGENT_PREFIX, OptunaAgent
 from orchestrator.search.spec import SearchFile, trial_config
 from orchestrator.search.study import finished_trials, open_storage, open_study
@@ -194,5 +194,5 @@ def launch_search(
         wait,
         poll_interval_s,
         echo,
-        progress_of_work=lambda: f"trials {n_finished(sweep, spec)}/{spec.n_trials} finished",
+        work=Work("trial", spec.n_trials, lambda: n_finished(sweep, spec)),
     )

@@ -229,7 +229,9 @@ class ScriptedBackend:
         self.manifest = manifest
         self.step = 0
 
-    def submit(self, sweep: SweepDir, jobs: list[tuple[JobRecord, Call]]) -> None:
+    def submit(
+        self, sweep: SweepDir, manifest: Manifest, jobs: list[tuple[JobRecord, Call]]
+    ) -> None:
         raise AssertionError("not used")
 
     def advance(self, sweep: SweepDir) -> None:
