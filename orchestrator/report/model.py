@@ -201,6 +201,8 @@ class TrialRow:
     pruned_step: int | None
     """The last step it reported before it was pruned."""
     error: str | None
+    run_dir: Path | None
+    """Where it trained (None before it started)."""
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,7 @@ def read_search_trials(sweep: SweepDir) -> SearchTrials:
     from optuna.trial import TrialState
 
     from orchestrator.search.launch import read_spec, study_of
-    from orchestrator.search.results import best_trials
+    from orchestrator.search.results import best_trials, trial_run_dir
     from orchestrator.search.study import ERROR_ATTR, counted_trials
 
     spec = read_spec(sweep)
@@ -370,6 +372,7 @@ def read_search_trials(sweep: SweepDir) -> SearchTrials:
                 values=trial.values,
                 pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
                 error=trial.user_attrs.get(ERROR_ATTR),
+                run_dir=run_dir.path if (run_dir := trial_run_dir(sweep, trial)) else None,
             )
             for trial in trials
         ],

@@ -27,6 +27,7 @@ from orchestrator.search.spec import SearchFile, trial_config
 from orchestrator.search.study import (
     CONSTRAINT_ATTR,
     ERROR_ATTR,
+    RUN_DIR_ATTR,
     SURPLUS_ATTR,
     build_sampler,
     counted_trials,
@@ -135,7 +136,7 @@ class OptunaAgent(submitit.helpers.Checkpointable):
                 raise
             frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
             run_dir = sweep.run_dir(trial_dir_name(first_attempt(frozen)))
-            trial.set_user_attr("run_dir", sweep.relative(run_dir.path))
+            trial.set_user_attr(RUN_DIR_ATTR, sweep.relative(run_dir.path))
             logger.info("Trial %d of %s: %s", trial.number, sweep.sweep_id, trial.params)
             try:
                 summary = run_decomposition(

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.search.spec import SearchFile
-from orchestrator.search.study import CONSTRAINT_ATTR, ERROR_ATTR, counted_trials
+from orchestrator.search.study import CONSTRAINT_ATTR, ERROR_ATTR, RUN_DIR_ATTR, counted_trials
 from orchestrator.state.sweep_dir import SweepDir
 from spd.atomic_io import atomic_write_text
 from spd.run_dir import RunDir
@@ -60,7 +60,7 @@ def best_trials(trials: list[FrozenTrial], search: SearchFile) -> list[FrozenTri
 
 
 def trial_run_dir(sweep: SweepDir, trial: FrozenTrial) -> RunDir | None:
-    relative = trial.user_attrs.get("run_dir")
+    relative = trial.user_attrs.get(RUN_DIR_ATTR)
     return None if relative is None else RunDir(sweep.path / relative)
 
 

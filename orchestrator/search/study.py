@@ -46,6 +46,8 @@ MAX_RETRIES = 3
 HEARTBEAT_ATTR = "spd:heartbeat"
 SURPLUS_ATTR = "spd:surplus"
 ERROR_ATTR = "error"
+RUN_DIR_ATTR = "run_dir"
+"""A trial's run directory, relative to the sweep."""
 CONSTRAINT_ATTR = "constraint"
 """Constraint value minus its bound: feasible when <= 0 (Optuna's convention)."""
 

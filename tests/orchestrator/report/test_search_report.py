@@ -1,6 +1,7 @@
 """The report of a search: the study's trials in place of its agents' (empty) runs. The study is
 written directly with fixed trials (no training), so every row is known."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from orchestrator.report.html import format_value, write_html_report
 from orchestrator.report.model import read_sweep_report
 from orchestrator.search.launch import SearchSpec, study_of, write_search_sweep
-from orchestrator.search.study import ERROR_ATTR, SURPLUS_ATTR, counted_trials
+from orchestrator.search.study import ERROR_ATTR, RUN_DIR_ATTR, SURPLUS_ATTR, counted_trials
 from orchestrator.state.sweep_dir import JobState, SweepDir
 from tests.orchestrator.report.conftest import FinishedSweep
 from tests.orchestrator.report.html_page import ReportPage
@@ -54,7 +55,13 @@ def search_with_fixed_trials(tmp_path: Path) -> tuple[SweepDir, optuna.Study]:
     sweep.write_manifest(manifest)
     study = study_of(sweep, spec)
     for fixed in (
-        trial(TrialState.COMPLETE, 4, 1e-3, values=[0.0125, 8.0]),
+        trial(
+            TrialState.COMPLETE,
+            4,
+            1e-3,
+            values=[0.0125, 8.0],
+            user_attrs={RUN_DIR_ATTR: "runs/trial-0"},
+        ),
         trial(TrialState.PRUNED, 10, 3e-3, intermediate_values={10: 0.5, 20: 0.25}),
         trial(TrialState.FAIL, 6, 2e-4, user_attrs={ERROR_ATTR: "ValueError: diverged"}),
         # asked by two agents at once past n_trials: not one of the search's trials
@@ -102,6 +109,9 @@ def test_a_search_report_tables_the_trials_of_its_study_not_its_agents(
         assert page.cells[f"{experiment}|{name}|{best.number}"] == format_value(value)
     html = index.read_text()
     assert "3 trials: 1 complete, 1 pruned, 1 fail" in " ".join(html.split())
+    # A trial that trained links its run directory.
+    run_dir = os.path.relpath(sweep.path / "runs" / "trial-0", index.parent)
+    assert f'<a href="{run_dir}">{best.number}</a>' in html
 
 
 def test_the_report_of_a_grid_sweep_does_not_import_optuna(
