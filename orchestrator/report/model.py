@@ -201,8 +201,11 @@ class TrialRow:
     pruned_step: int | None
     """The last step it reported before it was pruned."""
     error: str | None
-    run_dir: Path | None
+    run_dir: RunDir | None
     """Where it trained (None before it started)."""
+    logged_metrics: list[str]
+    """Every metric name its run logged (to W&B too, when it logs there)."""
+    figures: list[Path]
 
 
 @dataclass(frozen=True)
@@ -290,13 +293,17 @@ def read_metric_log(metrics_path: Path) -> MetricLog:
     return MetricLog(train, evaluation, list(names))
 
 
-def logged_metric_keys(runs: list[RunReport]) -> list[str]:
-    return ordered_union(dict.fromkeys(run.logged_metrics) for run in runs)
+def summary_of(run_dir: RunDir) -> RunSummary | None:
+    return RunSummary.read(run_dir.summary) if run_dir.is_complete() else None
+
+
+def run_figures(run_dir: RunDir, summary: RunSummary | None) -> list[Path]:
+    return [run_dir.path / name for name in summary.figures] if summary else []
 
 
 def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
     run_dir = sweep.run_dir(record.job_id)
-    summary = RunSummary.read(run_dir.summary) if run_dir.is_complete() else None
+    summary = summary_of(run_dir)
     log = read_metric_log(run_dir.metrics)
     return RunReport(
         job_id=record.job_id,
@@ -312,7 +319,7 @@ def read_run(sweep: SweepDir, record: JobRecord) -> RunReport:
             path: module.model_dump(exclude_none=True)
             for path, module in (summary.modules.items() if summary else ())
         },
-        figures=[run_dir.path / name for name in summary.figures] if summary else [],
+        figures=run_figures(run_dir, summary),
         loss_curves=log.train_losses,
         eval_loss_curves=log.eval_losses,
         logged_metrics=log.names,
@@ -372,7 +379,9 @@ def read_search_trials(sweep: SweepDir) -> SearchTrials:
                 values=trial.values,
                 pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
                 error=trial.user_attrs.get(ERROR_ATTR),
-                run_dir=run_dir.path if (run_dir := trial_run_dir(sweep, trial)) else None,
+                run_dir=(run_dir := trial_run_dir(sweep, trial)),
+                logged_metrics=read_metric_log(run_dir.metrics).names if run_dir else [],
+                figures=run_figures(run_dir, summary_of(run_dir)) if run_dir else [],
             )
             for trial in trials
         ],

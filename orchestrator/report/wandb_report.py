@@ -1,8 +1,8 @@
 """The sweep's report on W&B (through wandb-workspaces), with the HTML report's sections.
 
-Runs are tagged with the sweep id and their experiment (orchestrator.backends.launch writes the tags into
-each job's config), so every runset here is a tag filter: the runs of this sweep, of one
-experiment. The report has a markdown block (sweep id, code version, command), and per experiment
+Runs are tagged with the sweep id and their experiment (orchestrator.state.run_tags: written into
+each job's config, and into each trial's by the search agents), so every runset here is a tag
+filter: the runs of this sweep, of one experiment. The report has a markdown block (sweep id, code version, command), and per experiment
 line plots of the losses the runs logged, their figures and, for sweeps, a run comparer; each
 experiment also gets a workspace view of its own.
 
@@ -23,10 +23,12 @@ from orchestrator.report import wandb_spec as spec
 from orchestrator.report.model import (
     HEADLINE_METRICS,
     ExperimentReport,
+    RunReport,
     SweepReport,
-    logged_metric_keys,
+    TrialRow,
     ordered_union,
 )
+from orchestrator.state.run_tags import run_tags
 from spd.metric_names import EVAL_PREFIX, FIGURE_PREFIX, LOSS_PREFIX
 from spd.run import wandb_mode
 
@@ -40,20 +42,23 @@ class WandbViews:
     workspaces: list[ws.Workspace]
 
 
-def run_tags(sweep_id: str, experiment: str) -> list[str]:
-    """The tags of the runs of one experiment of this sweep."""
-    return [sweep_id, experiment]
-
-
 def run_filters(tags: list[str]) -> list[expr.FilterExpr]:
     """The runs that carry all of `tags`."""
     return [expr.Tags().isin([tag]) for tag in tags]
 
 
-def plotted_metrics(experiment: ExperimentReport) -> list[str]:
+def logged_runs(report: SweepReport, experiment: ExperimentReport) -> list[RunReport | TrialRow]:
+    """The experiment's runs that logged to W&B: a grid's jobs, or a search's trials that
+    started (its jobs are the agents that ran them)."""
+    if report.trials is not None:
+        return [trial for trial in report.trials.trials if trial.run_dir is not None]
+    return list(experiment.runs)
+
+
+def plotted_metrics(runs: list[RunReport | TrialRow]) -> list[str]:
     """What the panels show, among what the runs logged: training losses, eval losses and the
     eval headline metrics."""
-    logged = logged_metric_keys(experiment.runs)
+    logged = ordered_union(dict.fromkeys(run.logged_metrics) for run in runs)
     training = [key for key in logged if key.startswith(LOSS_PREFIX)]
     eval_losses = [key for key in logged if key.startswith(EVAL_PREFIX + LOSS_PREFIX)]
     headline = [EVAL_PREFIX + m for m in HEADLINE_METRICS if EVAL_PREFIX + m in logged]
@@ -64,9 +69,9 @@ def line_plot_specs(metrics: list[str]) -> list[spec.LinePlot]:
     return [spec.LinePlot(metric=m, log_y=m.startswith(LOSS_PREFIX)) for m in metrics]
 
 
-def figure_keys(experiment: ExperimentReport) -> list[str]:
-    """The W&B image keys of the figures the experiment's runs wrote (spd.run.log_figures)."""
-    return ordered_union({FIGURE_PREFIX + path.stem: None} for run in experiment.runs for path in run.figures)
+def figure_keys(runs: list[RunReport | TrialRow]) -> list[str]:
+    """The W&B image keys of the figures the runs wrote (spd.run.log_figures)."""
+    return ordered_union({FIGURE_PREFIX + path.stem: None} for run in runs for path in run.figures)
 
 
 def header_markdown(report: SweepReport) -> str:
@@ -90,12 +95,13 @@ def failed_markdown(experiment: ExperimentReport) -> str:
 
 
 def experiment_blocks(report: SweepReport, experiment: ExperimentReport) -> list[spec.Block]:
+    runs = logged_runs(report, experiment)
     panels = spec.RunPanels(
         name=f"{report.sweep_id} {experiment.name}",
         tags=run_tags(report.sweep_id, experiment.name),
-        line_plots=line_plot_specs(plotted_metrics(experiment)),
-        figures=figure_keys(experiment),
-        run_comparer=len(experiment.runs) > 1,
+        line_plots=line_plot_specs(plotted_metrics(runs)),
+        figures=figure_keys(runs),
+        run_comparer=len(runs) > 1,
     )
     blocks: list[spec.Block] = [spec.Heading(level=2, text=experiment.name), panels]
     if experiment.failed:
@@ -116,7 +122,7 @@ def search_blocks(report: SweepReport) -> list[spec.Block]:
 
 
 def experiment_workspace(report: SweepReport, experiment: ExperimentReport) -> spec.Workspace:
-    metrics = plotted_metrics(experiment)
+    metrics = plotted_metrics(logged_runs(report, experiment))
     return spec.Workspace(
         name=f"{report.sweep_id} {experiment.name}",
         tags=run_tags(report.sweep_id, experiment.name),
@@ -147,7 +153,7 @@ def wandb_report_spec(report: SweepReport) -> spec.WandbReportSpec:
         entity=os.environ.get("WANDB_ENTITY") or None,
         project=report.project,
         title=report.title[:REPORT_TITLE_MAX_CHARS],
-        description=f"Sweep {report.sweep_id}: {len(report.runs)} runs of "
+        description=f"Sweep {report.sweep_id}: {len(all_logged_runs(report))} runs of "
         f"{', '.join(e.name for e in report.experiments)}",
         blocks=blocks,
         workspaces=[experiment_workspace(report, e) for e in report.experiments],
@@ -225,8 +231,13 @@ def publish(views: WandbViews) -> list[str]:
     return urls
 
 
+def all_logged_runs(report: SweepReport) -> list[RunReport | TrialRow]:
+    return [run for e in report.experiments for run in logged_runs(report, e)]
+
+
 def offline_run_dirs(report: SweepReport) -> list[Path]:
-    return sorted(p for run in report.runs for p in run.run_dir.path.glob("wandb/offline-run-*"))
+    run_dirs = [run.run_dir for run in all_logged_runs(report) if run.run_dir is not None]
+    return sorted(p for run_dir in run_dirs for p in run_dir.path.glob("wandb/offline-run-*"))
 
 
 def publish_spec(report_spec: spec.WandbReportSpec, echo: Callable[[str], None]) -> None:

@@ -36,6 +36,7 @@ from orchestrator.search.study import (
     open_storage,
     open_study,
 )
+from orchestrator.state.run_tags import run_tags
 from orchestrator.state.sweep_dir import SweepDir
 from spd.config_loading import ConfigError
 from spd.evaluate import Evaluation
@@ -137,6 +138,13 @@ class OptunaAgent(submitit.helpers.Checkpointable):
             frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
             run_dir = sweep.run_dir(trial_dir_name(first_attempt(frozen)))
             trial.set_user_attr(RUN_DIR_ATTR, sweep.relative(run_dir.path))
+            # Where it logs (not what it computes): W&B finds the search's runs by these.
+            config = config.model_copy(
+                update={
+                    "wandb_run_name": f"{self.experiment}-{run_dir.path.name}",
+                    "wandb_tags": run_tags(sweep.sweep_id, self.experiment),
+                }
+            )
             logger.info("Trial %d of %s: %s", trial.number, sweep.sweep_id, trial.params)
             try:
                 summary = run_decomposition(
