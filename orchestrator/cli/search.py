@@ -195,4 +195,4 @@ def launch_and_report(
 def status_lines(sweep: SweepDir) -> list[str]:
     """The study's trials and its best trial or Pareto front (read-only)."""
     spec = read_spec(sweep)
-    return [status_text(study_of(sweep, spec), spec.search, spec.n_trials)]
+    return [status_text(sweep, study_of(sweep, spec), spec.search, spec.n_trials)]

@@ -20,6 +20,7 @@ from orchestrator.search.spec import SearchFile
 from orchestrator.search.study import CONSTRAINT_ATTR, ERROR_ATTR, RUN_DIR_ATTR, counted_trials
 from orchestrator.state.sweep_dir import SweepDir
 from spd.atomic_io import atomic_write_text
+from spd.progress import read_progress
 from spd.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -86,26 +87,48 @@ def format_values(values: list[float] | None) -> str:
     return "-" if values is None else ", ".join(f"{v:.4g}" for v in values)
 
 
-def trials_table(trials: list[FrozenTrial], search: SearchFile) -> str:
+def trial_progress(sweep: SweepDir, trial: FrozenTrial) -> str:
+    """How far the trial got: where a pruned one stopped, the step a running one is at (from
+    its run's progress file)."""
+    if trial.state == TrialState.PRUNED and trial.last_step is not None:
+        return f"pruned at step {trial.last_step}"
+    run_dir = trial_run_dir(sweep, trial)
+    if trial.state == TrialState.RUNNING and run_dir is not None:
+        progress = read_progress(run_dir.progress)
+        if progress is not None:
+            return f"step {progress.step}/{progress.steps}"
+    return ""
+
+
+def trials_table(sweep: SweepDir, trials: list[FrozenTrial], search: SearchFile) -> str:
     names = " | ".join(search.objectives)
-    lines = [f"{'trial':>5}  {'state':<8}  {names}  params / error"]
+    lines = [f"{'trial':>5}  {'state':<8}  {names}  params / progress / error"]
     for t in counted_trials(trials):
         params = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items()
         )
         error = t.user_attrs.get(ERROR_ATTR)
-        detail = params if error is None else f"{params}  [{error.splitlines()[-1]}]"
+        detail = "  ".join(
+            filter(
+                None,
+                [
+                    params,
+                    (f"({progress})" if (progress := trial_progress(sweep, t)) else ""),
+                    f"[{error.splitlines()[-1]}]" if error is not None else "",
+                ],
+            )
+        )
         lines.append(f"{t.number:>5}  {t.state.name:<8}  {format_values(t.values)}  {detail}")
     return "\n".join(lines)
 
 
-def status_text(study: optuna.Study, search: SearchFile, n_trials: int) -> str:
+def status_text(sweep: SweepDir, study: optuna.Study, search: SearchFile, n_trials: int) -> str:
     trials = study.get_trials(deepcopy=False)
     counted = counted_trials(trials)
     counts = {s.name.lower(): sum(t.state == s for t in counted) for s in TrialState}
     shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     lines = [f"Study {study.study_name}: {len(counted)} of {n_trials} trials ({shown or 'none'})"]
-    lines.append(trials_table(trials, search))
+    lines.append(trials_table(sweep, trials, search))
     best = best_trials(trials, search)
     heading = "Best trial" if len(search.objectives) == 1 else "Pareto front"
     if best:

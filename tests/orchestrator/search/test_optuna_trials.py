@@ -1,6 +1,7 @@
 """Agents run real (short) tms_5-2 trials in this process: pruning, retries, the Pareto front."""
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
@@ -15,6 +16,7 @@ from orchestrator.search.spec import SearchFile
 from orchestrator.search.study import (
     ERROR_ATTR,
     HEARTBEAT_ATTR,
+    RUN_DIR_ATTR,
     counted_trials,
     open_storage,
     open_study,
@@ -22,6 +24,7 @@ from orchestrator.search.study import (
 )
 from orchestrator.state.sweep_dir import SweepDir
 from spd.config_loading import validate_config
+from spd.progress import Progress
 from tests.orchestrator.search.searches import CPU, SHORT_TRIAL, c_search, search_file
 
 HEARTBEAT = (1, 2)
@@ -71,7 +74,7 @@ def test_multi_objective_search_gives_a_pareto_front_with_ready_configs(
     assert {p.name for p in written} == {f"trial-{t.number}.yaml" for t in front}
     config = validate_config(yaml.safe_load(written[0].read_text()))
     assert config.steps == SHORT_TRIAL["steps"]
-    assert "Pareto front" in status_text(study, search, 3)
+    assert "Pareto front" in status_text(sweep, study, search, 3)
     assert not sweep.run_dir("agent-0").path.exists()  # an agent writes no run of its own
 
 
@@ -93,6 +96,20 @@ def test_pruner_prunes_a_clearly_worse_trial(tmp_path: Path) -> None:
     assert good.state == TrialState.COMPLETE
     assert bad.state == TrialState.PRUNED
     assert max(bad.intermediate_values) < SHORT_TRIAL["steps"]
+    status = status_text(sweep, study_for(sweep, search), search, 2)
+    assert f"(pruned at step {bad.last_step})" in status
+
+
+def test_status_shows_the_step_a_running_trial_is_at(tmp_path: Path) -> None:
+    sweep = SweepDir(tmp_path / "sweep")
+    search = search_file(c_search())
+    study = study_for(sweep, search)
+    running = study.ask({"C": optuna.distributions.IntDistribution(2, 12)})
+    running.set_user_attr(RUN_DIR_ATTR, "runs/trial-0")
+    Progress(
+        step=1200, steps=5000, loss=0.5, steps_per_s=10.0, eta_s=380.0, updated=datetime.now(UTC)
+    ).write(sweep.run_dir("trial-0").progress)
+    assert "(step 1200/5000)" in status_text(sweep, study, search, 2)
 
 
 def test_invalid_combination_is_a_failed_trial_with_its_reason(tmp_path: Path) -> None:
