@@ -4,7 +4,11 @@ Prints wall time, CPU time and peak RSS (medians of a few runs, each its own pro
 SPD_RUNS_DIR) of:
 - `spd-sweep --help` (the imports of the command line);
 - a 1-job dry run, local and SLURM (`--experiments tms_5-2 --dry-run [--local]`): expansion, the
-  core's validation, the sweep directory, the plan;
+  core's validation, the sweep directory, the plan; its module structure comes from the cache
+  that the first (unmeasured) run filled (spd.structure_cache), as for any sweep of structures
+  validated before;
+- the same on SLURM with an empty SPD_CACHE_DIR (`dry-run-cold`): the validation imports torch
+  to build the target's module tree, as the first command of a new structure (or new code) does;
 - a 10,000-job dry run on SLURM: a tms_5-2 grid of 100 lr values x 100 seeds (10,000 configs
   written, 10 sbatch scripts rendered).
 
@@ -46,10 +50,13 @@ def grid_file(directory: Path) -> Path:
     return path
 
 
-def measure(args: list[str], env: dict[str, str], scratch: Path) -> Measurement:
-    """One run of `spd-sweep ARGS` in a fresh runs directory; wait4 gives this child's own peak
-    RSS (getrusage(RUSAGE_CHILDREN) would be the largest of all children so far)."""
+def measure(args: list[str], env: dict[str, str], scratch: Path, cold: bool = False) -> Measurement:
+    """One run of `spd-sweep ARGS` in a fresh runs directory (`cold`: and cache directory);
+    wait4 gives this child's own peak RSS (getrusage(RUSAGE_CHILDREN) would be the largest of all
+    children so far)."""
     runs = Path(tempfile.mkdtemp(dir=scratch, prefix="runs-"))
+    if cold:
+        env = env | {"SPD_CACHE_DIR": tempfile.mkdtemp(dir=scratch, prefix="cache-")}
     with tempfile.TemporaryFile(dir=scratch) as output:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -72,7 +79,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is shown)")
-    parser.add_argument("--cases", default="help,dry-run-local,dry-run-slurm,dry-run-10k")
+    parser.add_argument(
+        "--cases", default="help,dry-run-local,dry-run-slurm,dry-run-cold,dry-run-10k"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -94,12 +103,14 @@ def main() -> None:
             "help": ["--help"],
             "dry-run-local": [*one_job, "--local"],
             "dry-run-slurm": one_job,
+            "dry-run-cold": one_job,
             "dry-run-10k": grid,
         }
-        measure(one_job, env, scratch)  # trains nothing, but fills the OS file cache
+        measure(one_job, env, scratch)  # trains nothing; fills the OS file and structure caches
         print(f"{'case':<15} {'wall s':>7} {'CPU s':>7} {'peak MiB':>9}  (median of {args.runs})")
         for name in args.cases.split(","):
-            runs = [measure(cases[name], env, scratch) for _ in range(args.runs)]
+            cold = name == "dry-run-cold"
+            runs = [measure(cases[name], env, scratch, cold) for _ in range(args.runs)]
             print(
                 f"{name:<15} {statistics.median(r.wall_s for r in runs):>7.2f} "
                 f"{statistics.median(r.cpu_s for r in runs):>7.2f} "

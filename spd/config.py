@@ -14,7 +14,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 from spd.experiments.lm.task_config import LMTaskConfig
 from spd.experiments.resid_mlp.task_config import ResidMLPTaskConfig
 from spd.experiments.tms.task_config import TMSTaskConfig
-from spd.metrics.target_ci import TargetCIPatterns
+from spd.metrics.target_ci_patterns import TargetCIPatterns
 from spd.strict_model import StrictModel
 
 ModulePattern = tuple[str, int]

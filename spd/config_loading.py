@@ -130,6 +130,6 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Confi
     return validate_config(data)
 
 
-def config_to_yaml(config: Config, dumper: MappingDumper | None = None) -> str:
-    """The config as YAML that loads back to it; `dumper`: one shared by many similar configs."""
-    return (dumper or MappingDumper()).dump(config.model_dump(mode="json"))
+def config_to_yaml(config: Config) -> str:
+    """The config as YAML that loads back to it."""
+    return MappingDumper().dump(config.model_dump(mode="json"))

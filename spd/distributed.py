@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from spd.batch_split import DataParallelError
 from spd.config_loading import ConfigError
 from spd.dir_lock import DirBusyError
 from spd.divergence import TrainingDiverged
@@ -37,10 +38,6 @@ TIMEOUT_ENV = "SPD_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600
 """How long a rank waits in a collective for the others (e.g. while rank 0 evaluates) before it
 gives up; a rank that dies closes its connections, which the others see at once."""
-
-
-class DataParallelError(ConfigError):
-    """A data-parallel setup that cannot work, with what to do instead."""
 
 
 class RankLost(RuntimeError):
@@ -59,15 +56,6 @@ def collective(dp: "DataParallel", what: str) -> Iterator[None]:
             f"rank {dp.rank} of {dp.world_size} lost the other ranks during {what} "
             f"({cause or type(e).__name__}); the run stops here"
         ) from None
-
-
-def check_batch_split(batch_size: int, world_size: int) -> None:
-    """Raise DataParallelError unless the global batch splits evenly over the processes."""
-    if batch_size % world_size:
-        raise DataParallelError(
-            f"batch_size {batch_size} (the global batch) does not split evenly over "
-            f"{world_size} processes: choose a multiple of {world_size} (--set batch_size=...)"
-        )
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import signal
 
 import torch
 
+from spd.batch_split import DataParallelError, check_batch_split
 from spd.config import Config
-from spd.distributed import DataParallelError, check_batch_split, device_for_rank
+from spd.distributed import device_for_rank
 
 logger = logging.getLogger(__name__)
 

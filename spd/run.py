@@ -17,12 +17,13 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from spd.atomic_io import atomic_torch_save, atomic_write_json, atomic_write_text
+from spd.batch_split import check_batch_split
 from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, differences, fingerprint_of
 from spd.config_loading import ConfigError, config_to_yaml
 from spd.dir_lock import DirBusyError, DirLock
-from spd.distributed import DataParallel, check_batch_split, data_parallel
+from spd.distributed import DataParallel, data_parallel
 from spd.evaluate import Evaluation, load_callable
 from spd.experiment_tasks import build_task
 from spd.figures import (

@@ -10,7 +10,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from spd.cache_dir import cache_dir
 from spd.strict_model import StrictModel
 from spd.tensor_files import load_tensor_file
 
@@ -30,7 +30,7 @@ CONFIG_FILE = "target_config.json"
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SPD_CACHE_DIR", Path.home() / ".cache" / "spd")) / "targets"
+    return cache_dir() / "targets"
 
 
 def config_hash(config: StrictModel) -> str:

@@ -3,23 +3,30 @@
 A run checks its config with this before it writes anything, and the orchestrator calls it for
 every job of a sweep before it submits one. It costs no weights, no target training and no data:
 the target's module tree is built on the meta device, and the patterns, identity insertions,
-tied pairs and CI functions are resolved against it exactly as the run will resolve them.
+tied pairs and CI functions are resolved against it exactly as the run will resolve them
+(spd.target_checks).
+
+This module itself does not import torch (seconds): the checks that need it import it when a
+config needs them, and a Validator with a StructureCache finds the structures resolved by
+earlier processes on disk, so validating a sweep's jobs needs no torch once their structures
+were resolved.
 """
 
+import dataclasses
 import importlib
+import re
 from dataclasses import dataclass
 
-import torch
-
-from spd.component_model import ComponentModel
 from spd.config import Config
 from spd.config_loading import ConfigError
-from spd.experiment_tasks import build_target_skeleton
-from spd.identity_insertion import insert_identity_operations
-from spd.module_patterns import resolve_module_patterns
-from spd.tensor_files import UnreadableTensorFile, load_tensor_file
+from spd.structure_cache import StructureCache, covers
 
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
+DEVICE_SPELLING = re.compile(r"(cpu|cuda|mps)(?::(0|[1-9][0-9]*))?")
+"""A device as torch.device parses it (no torch needed to check a spelling): a type, and
+optionally an index."""
+MAX_DEVICE_INDEX = 127
+"""torch keeps a device's index in 8 bits: torch.device("cuda:256") is cuda:0."""
 
 
 @dataclass(frozen=True)
@@ -51,20 +58,27 @@ STRUCTURE_FIELDS = frozenset(
         "use_delta_component",
     }
 )
-"""The fields `resolve_modules` reads: configs equal in these have the same modules and problems."""
+"""The fields spd.target_checks.resolve_modules reads: configs equal in these have the same
+modules and problems."""
 
 
 class Validator:
     """`validate` for many configs (a sweep's jobs): the module tree of each distinct structure
-    is built once, so a 10,000-job grid over C and coefficients costs a handful of builds."""
+    is built once, so a 10,000-job grid over C and coefficients costs a handful of builds; with
+    a `structure_cache`, a structure resolved by an earlier process is not built at all."""
 
-    def __init__(self, check_device_here: bool = True) -> None:
+    def __init__(
+        self, check_device_here: bool = True, structure_cache: StructureCache | None = None
+    ) -> None:
         self.check_device_here = check_device_here
+        self.structure_cache = structure_cache
         self._modules_of: dict[str, tuple[list[Problem], list[str]]] = {}
 
     def __call__(self, config: Config) -> list[Problem]:
         problems = device_problems(config.device, self.check_device_here)
         if config.pretrained_model_path is not None:
+            from spd.target_checks import pretrained_problems  # torch: for configs with weights
+
             problems += pretrained_problems(config)
         for field in ("user_metrics", "user_figures"):
             for i, spec in enumerate(getattr(config, field)):
@@ -81,8 +95,22 @@ class Validator:
     def _modules(self, config: Config) -> tuple[list[Problem], list[str]]:
         structure = config.model_dump_json(include=set(STRUCTURE_FIELDS))
         if structure not in self._modules_of:
-            self._modules_of[structure] = resolve_modules(config)
+            self._modules_of[structure] = self._resolve(config, structure)
         return self._modules_of[structure]
+
+    def _resolve(self, config: Config, structure: str) -> tuple[list[Problem], list[str]]:
+        """`resolve_modules(config)`, or what it returned in an earlier process."""
+        cache = self.structure_cache if covers(config) else None
+        entry = cache.load(structure) if cache is not None else None
+        if entry is not None:
+            return [Problem(**problem) for problem in entry["problems"]], entry["module_paths"]
+        from spd.target_checks import resolve_modules  # torch and the models: seconds to import
+
+        problems, module_paths = resolve_modules(config)
+        if cache is not None:
+            problems_data = [dataclasses.asdict(problem) for problem in problems]
+            cache.store(structure, {"problems": problems_data, "module_paths": module_paths})
+        return problems, module_paths
 
 
 def raise_problems(problems: list[Problem]) -> None:
@@ -92,13 +120,12 @@ def raise_problems(problems: list[Problem]) -> None:
 
 
 def device_problems(device: str, check_here: bool) -> list[Problem]:
+    """A misspelled device; with `check_here`, a CUDA or MPS device that this machine lacks
+    (which imports torch to ask)."""
     if device == "auto":
         return []
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        parsed = None
-    if parsed is None or parsed.type not in DEVICE_TYPES:
+    spelled = DEVICE_SPELLING.fullmatch(device)
+    if spelled is None or int(spelled[2] or 0) > MAX_DEVICE_INDEX:
         return [
             Problem(
                 "device",
@@ -106,9 +133,14 @@ def device_problems(device: str, check_here: bool) -> list[Problem]:
                 "(optionally with an index, e.g. cuda:1)",
             )
         ]
-    if check_here and parsed.type == "cuda":
+    device_type, index = spelled[1], int(spelled[2] or 0)
+    if not check_here or device_type == "cpu":
+        return []
+    import torch  # only to ask for a GPU that must exist here
+
+    if device_type == "cuda":
         available = torch.cuda.device_count()
-        if (parsed.index or 0) >= available:
+        if index >= available:
             return [
                 Problem(
                     "device",
@@ -116,7 +148,7 @@ def device_problems(device: str, check_here: bool) -> list[Problem]:
                     "device(s)); use device=cpu or device=auto",
                 )
             ]
-    if check_here and parsed.type == "mps" and not torch.backends.mps.is_available():
+    if device_type == "mps" and not torch.backends.mps.is_available():
         return [Problem("device", "mps is not available here; use device=cpu or device=auto")]
     return []
 
@@ -134,70 +166,3 @@ def callable_problem(spec: str) -> str | None:
     if not callable(getattr(module, attr, None)):
         return f"module {module_name!r} has no function {attr!r}"
     return None
-
-
-def pretrained_problems(config: Config) -> list[Problem]:
-    """`pretrained_model_path` holds a state dict of the config's target: readable as tensors
-    only (weights_only), with the target's keys and (but for the tiny LM, whose skeleton has a
-    placeholder vocabulary) its shapes."""
-    path = config.pretrained_model_path
-    assert path is not None
-    if not path.is_file():
-        return [Problem("pretrained_model_path", f"{path} is not a file")]
-    try:
-        state = load_tensor_file(path)
-    except UnreadableTensorFile as e:
-        return [Problem("pretrained_model_path", str(e))]
-    if config.task_config.task_name == "lm" or not isinstance(state, dict):
-        return []  # lm targets load through their own checks (spd.experiments.lm.target)
-    expected = {k: tuple(v.shape) for k, v in build_target_skeleton(config).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if found != expected:
-        wrong = sorted(set(found) ^ set(expected)) or sorted(
-            k for k in expected if found[k] != expected[k]
-        )
-        return [
-            Problem(
-                "pretrained_model_path",
-                f"{path} is not a target of this task_config "
-                f"(it differs in {', '.join(wrong[:5])}): train one with spd-train-target",
-            )
-        ]
-    return []
-
-
-def resolve_modules(config: Config) -> tuple[list[Problem], list[str]]:
-    """Build the target's module tree (meta device) and the ComponentModel on it: the problems,
-    and the paths of the decomposed modules (empty when there are problems). Reads only
-    STRUCTURE_FIELDS."""
-    try:
-        skeleton = build_target_skeleton(config)
-    except (OSError, ValueError) as e:  # ValueError includes lm's ModelUnavailableError
-        return [Problem("task_config", one_line(e))], []
-    try:
-        insert_identity_operations(skeleton, [p for p, _ in config.identity_module_patterns])
-    except ValueError as e:
-        return [Problem("identity_module_patterns", one_line(e))], []
-    try:
-        resolved = resolve_module_patterns(skeleton, config.all_module_patterns)
-    except ValueError as e:
-        return [Problem("target_module_patterns", one_line(e))], []
-    try:
-        with torch.device("meta"):
-            ComponentModel(
-                skeleton,
-                {path: c for path, (_, c) in resolved.items()},
-                config.ci_fn_type,
-                config.ci_fn_hidden_dims,
-                config.sigmoid_type,
-                config.use_delta_component,
-                tied_modules=config.tied_components,
-            )
-    except ValueError as e:
-        field = "tied_components" if "tied_components" in str(e) else "ci_fn_type"
-        return [Problem(field, one_line(e).removeprefix("tied_components: "))], []
-    return [], list(resolved)
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from spd.entry_texts import EntryTexts
+
 MERGE_TAG = "tag:yaml.org,2002:merge"
 EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 """Floats with an exponent, which YAML 1.1 reads as strings unless they have a dot and a signed
@@ -21,8 +23,6 @@ exponent: 1e-3, 5e4, 1.0e3 (1.0e-3 was already a float)."""
 ENTRY_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 """libyaml's emitter when PyYAML was built with it (4x faster): the representer, which decides
 what each value becomes, is PyYAML's safe one either way."""
-MAX_MEMOIZED_ENTRIES = 10_000
-"""Entry texts a `MappingDumper` keeps; more are forgotten all at once and written again."""
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -68,27 +68,20 @@ class MappingDumper:
     would write as an anchor and an alias) such as `model_dump(mode="json")` gives.
 
     A top-level block mapping is written as its entries' texts one after the other, so each
-    entry's text is memoized: the configs of a sweep share all but a few of their fields, and
-    PyYAML's representer and emitter, pure Python, were most of the time of writing 10,000.
+    entry's text is memoized (spd.entry_texts): the configs of a sweep share all but a few of
+    their fields, and PyYAML's representer and emitter, pure Python, were most of the time of
+    writing 10,000.
     libyaml's emitter may wrap or quote a long or escaped string differently from PyYAML's;
     both load back to the same value."""
 
     def __init__(self) -> None:
-        self._entry_texts: dict[tuple[str, str], str] = {}
+        self._entry_texts = EntryTexts(yaml_entry)
 
     def dump(self, data: dict[str, Any]) -> str:
         if not data:
             return yaml.safe_dump(data, sort_keys=False)
-        return "".join([self._entry_text(key, value) for key, value in data.items()])
+        return "".join(self._entry_texts(data.items()))
 
-    def _entry_text(self, key: str, value: Any) -> str:
-        # repr tells apart the values YAML writes differently: 1, 1.0, True and "1" differ in it.
-        memo_key = (key, repr(value))
-        text = self._entry_texts.get(memo_key)
-        if text is None:
-            if len(self._entry_texts) >= MAX_MEMOIZED_ENTRIES:
-                self._entry_texts.clear()
-            text = self._entry_texts[memo_key] = yaml.dump(
-                {key: value}, Dumper=ENTRY_DUMPER, sort_keys=False
-            )
-        return text
+
+def yaml_entry(key: str, value: Any) -> str:
+    return yaml.dump({key: value}, Dumper=ENTRY_DUMPER, sort_keys=False)

@@ -60,9 +60,9 @@ from orchestrator.sweep.validate import (
     job_count_summary,
     validate_jobs,
 )
+from spd.batch_split import check_batch_split
 from spd.config_loading import ConfigError, error_message
 from spd.dir_lock import DirBusyError
-from spd.distributed import check_batch_split
 from spd.metric_names import TARGET_CI_ERROR, metric_name
 from spd.registry import EXPERIMENTS
 from spd.run_summary import RunSummary

@@ -5,16 +5,17 @@ hash of all job ids), so running the same command again finds the same sweep dir
 """
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from orchestrator.state.code_snapshot import code_version
+from orchestrator.state.run_tags import run_tags
 from orchestrator.state.sweep_dir import JobRecord, Manifest, SweepDir, SweepMeta, sweeps_root
 from orchestrator.sweep.validate import ValidatedJob
 from spd.atomic_io import atomic_write_text
-from spd.config_loading import config_to_yaml
 from spd.yaml_loading import MappingDumper
 
 UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -69,10 +70,8 @@ def write_sweep(definition: SweepDefinition) -> tuple[SweepDir, Manifest]:
     dumper = MappingDumper()
     for job in definition.jobs:
         # Run names and tags say where a run logs; they are not part of the job id.
-        config = job.config.model_copy(
-            update={"wandb_run_name": job.name, "wandb_tags": [sweep_id, job.experiment]}
-        )
-        write_config(sweep.config_path(job.job_id), config_to_yaml(config, dumper))
+        tracking = {"wandb_run_name": job.name, "wandb_tags": run_tags(sweep_id, job.experiment)}
+        write_config(sweep.config_path(job.job_id), dumper.dump(job.config_values | tracking))
         record = previous.get(job.job_id) or JobRecord(
             job_id=job.job_id,
             name=job.name,
@@ -93,11 +92,19 @@ def write_config(path: Path, text: str) -> None:
     cut short by a kill differs from `text`, so the next run replaces it, atomically, as it
     replaces any existing file that a running job may be reading."""
     try:
-        with path.open("x") as file:
-            file.write(text)
+        # os.open, not open(): three system calls a file instead of seven, for 10,000 files.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileNotFoundError:  # the first config of the sweep
         path.parent.mkdir(parents=True, exist_ok=True)
         write_config(path, text)
+        return
     except FileExistsError:
         if path.read_text() != text:
             atomic_write_text(path, text)
+        return
+    try:
+        data = text.encode()
+        while data:  # a write may take only part of the data
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)

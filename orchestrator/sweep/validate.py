@@ -13,9 +13,10 @@ from typing import Any
 
 from orchestrator.sweep.expand import JobSpec
 from orchestrator.sweep.params import format_value
-from spd.config import Config
+from spd.batch_split import check_batch_split
 from spd.config_loading import ConfigError, validate_config
-from spd.distributed import check_batch_split
+from spd.entry_texts import EntryTexts
+from spd.structure_cache import StructureCache
 from spd.validate import Validator, raise_problems
 
 JOB_COUNT_CONFIRM_THRESHOLD = 1000
@@ -37,12 +38,34 @@ class ValidatedJob:
     name: str
     experiment: str
     params: dict[str, Any]
-    config: Config
+    config_values: dict[str, Any]
+    """The validated config as JSON values (`Config.model_dump(mode="json")`): what the job id
+    hashes and the job's config file holds. Not the Config: 10,000 of those take three times
+    the memory, and each would be dumped again to be written."""
 
 
-def job_id_of(config: Config) -> str:
-    data = config.model_dump(mode="json", exclude=set(TRACKING_FIELDS))
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+class JobIds:
+    """Job ids of many similar configs: the hash of `json.dumps(values, sort_keys=True)` (all
+    but TRACKING_FIELDS), written field by field with each field's text memoized
+    (spd.entry_texts), since a sweep's configs share all but a few values."""
+
+    def __init__(self) -> None:
+        self._entry_texts = EntryTexts(json_entry)
+
+    def __call__(self, config_values: dict[str, Any]) -> str:
+        entries = ", ".join(
+            self._entry_texts(
+                (key, config_values[key])
+                for key in sorted(config_values)
+                if key not in TRACKING_FIELDS
+            )
+        )
+        return hashlib.sha256(f"{{{entries}}}".encode()).hexdigest()[:12]
+
+
+def json_entry(key: str, value: Any) -> str:
+    """`"key": value` as json.dumps(..., sort_keys=True) writes it in a mapping."""
+    return json.dumps({key: value}, sort_keys=True)[1:-1]
 
 
 def validate_jobs(
@@ -54,10 +77,13 @@ def validate_jobs(
     patterns, identities and tied pairs resolved against the target's module tree, devices,
     files, user code); `check_device_here` also checks that its device exists on this machine
     (local jobs), not only its spelling (jobs that run on a cluster's nodes). A job that runs
-    in `world_size` processes (data parallel) must have a batch_size they split evenly."""
+    in `world_size` processes (data parallel) must have a batch_size they split evenly.
+    Structures resolved by an earlier command come from the core's cache (spd.structure_cache):
+    the seconds of importing torch are paid once per structure and code version."""
     problems: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     valid: list[ValidatedJob] = []
-    validator = Validator(check_device_here)
+    validator = Validator(check_device_here, StructureCache())
+    job_id = JobIds()
     for spec in specs:
         if spec.raw_config is None:
             problems[(spec.experiment, spec.error or "no config")].append(spec.params)
@@ -69,9 +95,8 @@ def validate_jobs(
         except ConfigError as e:
             problems[(spec.experiment, str(e))].append(spec.params)
             continue
-        valid.append(
-            ValidatedJob(job_id_of(config), spec.name, spec.experiment, spec.params, config)
-        )
+        values = config.model_dump(mode="json")
+        valid.append(ValidatedJob(job_id(values), spec.name, spec.experiment, spec.params, values))
     by_id: dict[str, list[ValidatedJob]] = defaultdict(list)
     for job in valid:
         by_id[job.job_id].append(job)

@@ -11,31 +11,12 @@ The CI of one module on the probe inputs (row j activates feature j alone) is an
 import fnmatch
 
 import numpy as np
-from pydantic import Field, PositiveInt
 
-from spd.strict_model import StrictModel
-
-
-class IdentityCIPattern(StrictModel):
-    pattern: str
-    n_features: PositiveInt
-
-
-class DenseCIPattern(StrictModel):
-    pattern: str
-    k: PositiveInt
-    min_entries: PositiveInt = 1
-
-
-class TargetCIPatterns(StrictModel):
-    """The expected CI solution of a toy model, per module pattern (first match wins)."""
-
-    identity: list[IdentityCIPattern] = Field(default_factory=list)
-    dense: list[DenseCIPattern] = Field(default_factory=list)
+from spd.metrics.target_ci_patterns import TargetCIPatterns
 
 
 def identity_distance(ci: np.ndarray, tol: float) -> int:
-    # Imported here: scipy costs ~0.5 s, and configs (which import this module) load everywhere.
+    # Imported here: scipy costs ~0.5 s, and every run imports this module (spd.evaluate).
     from scipy.optimize import linear_sum_assignment
 
     n_features, C = ci.shape

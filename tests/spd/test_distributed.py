@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import torch
 
+from spd.batch_split import DataParallelError
 from spd.component_model import ComponentModel
 from spd.config_loading import load_config
-from spd.distributed import DataParallel, DataParallelError
+from spd.distributed import DataParallel
 from spd.distributed_launch import check_nproc
 from spd.losses import compute_losses, draw_loss_noise
 from spd.run import build_component_model, run_decomposition

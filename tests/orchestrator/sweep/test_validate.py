@@ -1,15 +1,23 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from orchestrator.sweep.expand import expand_jobs
 from orchestrator.sweep.file import SweepFile
 from orchestrator.sweep.validate import (
     JOB_COUNT_CONFIRM_THRESHOLD,
+    TRACKING_FIELDS,
+    JobIds,
     SweepValidationError,
     check_job_count,
     job_count_summary,
-    job_id_of,
     validate_jobs,
 )
+from spd.config_loading import load_config
 
 
 def sweep(sections: dict) -> SweepFile:
@@ -71,9 +79,10 @@ def test_job_ids_hash_what_a_job_computes() -> None:
     assert len({j.job_id for j in jobs}) == 2
     assert all(len(j.job_id) == 12 for j in jobs)
     # Where a run logs is not part of its id; what it computes is.
-    logged = jobs[0].config.model_copy(update={"wandb_project": "p", "wandb_run_name": "x"})
-    assert job_id_of(logged) == jobs[0].job_id
-    assert job_id_of(jobs[0].config.model_copy(update={"steps": 7})) != jobs[0].job_id
+    job_id = JobIds()
+    logged = jobs[0].config_values | {"wandb_project": "p", "wandb_run_name": "x"}
+    assert job_id(logged) == jobs[0].job_id
+    assert job_id(jobs[0].config_values | {"steps": 7}) != jobs[0].job_id
 
 
 def test_count_summary_and_confirmation_threshold() -> None:
@@ -110,3 +119,43 @@ def test_a_device_is_checked_here_only_for_jobs_that_run_here() -> None:
     assert len(validate_jobs(specs, check_device_here=False)) == 1
     with pytest.raises(SweepValidationError, match="'cuda:7' is not available here"):
         validate_jobs(specs, check_device_here=True)
+
+
+def test_job_ids_are_the_hash_of_the_config_as_sorted_json() -> None:
+    """The ids of sweeps already on disk: one JobIds for many configs (memoized fields) gives
+    each config's own."""
+    job_id = JobIds()
+    eps = "losses.importance_minimality.eps"
+    for overrides in (
+        ["seed=0"],
+        ["seed=1"],
+        ["lr=0.5"],
+        ["seed=0"],
+        [f"{eps}=0.0"],
+        [f"{eps}=-0.0"],
+    ):
+        values = load_config("tms_5-2", overrides).model_dump(mode="json")
+        computed = {k: v for k, v in values.items() if k not in TRACKING_FIELDS}
+        canonical = json.dumps(computed, sort_keys=True)
+        assert job_id(values) == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def test_a_sweep_of_structures_validated_before_imports_no_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing torch takes seconds, most of a dry run: the structures resolved by an earlier
+    command come from the core's cache (spd.structure_cache)."""
+    monkeypatch.setenv("SPD_CACHE_DIR", str(tmp_path))
+    experiments = ["tms_5-2", "tms_5-2-id", "resid_mlp1"]
+    validate_jobs(expand_jobs(experiments, None, {}), check_device_here=True)  # fills the cache
+    check = (
+        "import sys\n"
+        "from orchestrator.sweep.expand import expand_jobs\n"
+        "from orchestrator.sweep.validate import validate_jobs\n"
+        f"jobs = validate_jobs(expand_jobs({experiments!r}, None, {{}}), check_device_here=True)\n"
+        "print(len(jobs), sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[0] == "3 []"
