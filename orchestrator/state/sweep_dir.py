@@ -84,7 +84,7 @@ def now() -> str:
 
 
 class LaunchSettings(BaseModel):
-    """How one command submitted the sweep's jobs; `spd-sweep --resume` submits as the last one
+    """How one command submitted the sweep's jobs; `spd-sweep resume` submits as the last one
     did (with the options it is given replacing these)."""
 
     model_config = ConfigDict(extra="forbid")
