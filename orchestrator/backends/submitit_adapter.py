@@ -12,6 +12,7 @@ everything else in the orchestrator goes through the functions here.
 import logging
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from submitit import JobEnvironment
 from submitit.core.submission import process_job
 from submitit.core.utils import DelayedSubmission, JobPaths, cloudpickle_dump, pickle_load
-from submitit.slurm.slurm import SlurmInfoWatcher
+from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJobEnvironment
 
 ARRAY_TASK_LOG = "%A_%a_0_log.out"
 """An array task's log as submitit names it (`JobPaths.stdout`, task 0), as a SLURM pattern."""
@@ -51,10 +52,46 @@ def staged_call(staging: Path, task_index: int) -> Path:
     return staging / f"{task_index}.pkl"
 
 
+JOB_ENVIRONMENT = "spd_slurm"
+"""The name (SUBMITIT_EXECUTOR) of `ArrayTaskEnvironment`, which pyproject registers as a
+submitit plugin (entry point group `submitit`, name `job_environment`)."""
+EXECUTOR_ENV = "SUBMITIT_EXECUTOR"
+
+
+class ArrayTaskEnvironment(SlurmJobEnvironment):
+    """submitit's SLURM job environment, whose requeue survives SLURM stopping the job.
+
+    On USR2 the runner checkpoints and asks `scontrol requeue` for this job. SLURM answers by
+    stopping the job: SIGTERM to all its processes, scontrol included, which may get it before
+    it exits. submitit would then take the requeue for failed and write an error result, so the
+    orchestrator would report a failure while the job runs again. Here scontrol stopped by
+    SIGTERM means the stop is under way; the runner exits without a result, as after any
+    requeue, and the task's state is SLURM's (requeued, or cancelled if that is what stopped it)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return JOB_ENVIRONMENT
+
+    def _requeue(self, countdown: int) -> None:
+        try:
+            super()._requeue(countdown)
+        except subprocess.CalledProcessError as error:
+            if error.returncode != -signal.SIGTERM:
+                raise
+            # submitit's logger: the one that writes the job log's lines about requeues.
+            logging.getLogger("submitit").info(
+                "Requeued job %s: SLURM stopped scontrol with the job it requeues "
+                "(%d remaining timeouts)",
+                self.job_id,
+                countdown,
+            )
+
+
 def run_array_task(folder: Path, staging: Path) -> None:
     """Run this SLURM array task (in the task, with SUBMITIT_EXECUTOR=slurm): move its staged
-    call to where the runner looks for it, then run the runner on `folder`. A requeued task
-    finds the runner's pickle in place (the call, or a checkpoint of it) and keeps it.
+    call to where the runner looks for it, then run the runner on `folder` in the job
+    environment `ArrayTaskEnvironment`. A requeued task finds the runner's pickle in place (the
+    call, or a checkpoint of it) and keeps it.
 
     A data-parallel task runs this in every rank (torchrun's RANK): rank 0 does the above, as
     the task's one submitit runner (result pickle, requeue on USR2); the other ranks only call
@@ -72,6 +109,8 @@ def run_array_task(folder: Path, staging: Path) -> None:
     os.environ[PROCID_ENV] = "0"
     if not expected.exists():
         staged.rename(expected)
+    # Set here rather than in the template, so user templates get it too.
+    os.environ[EXECUTOR_ENV] = JOB_ENVIRONMENT
     process_job(folder)
 
 

@@ -7,6 +7,7 @@ takes ~10-20 s on a loaded 2-core machine, mostly imports.
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -212,7 +213,33 @@ def test_killed_orchestrator_resumes_and_submits_only_missing_jobs(sweeps: Path)
     assert not any(r.slurm_job_id.startswith(f"{array}_") for r in resubmitted)
 
 
-def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
+SCONTROL_STOPPED_BY_ITS_REQUEUE = r"""#!/bin/bash
+# scontrol for tests: a job's own `scontrol requeue` stays until SLURM stops the job for the
+# requeue, as happens when SLURM's SIGTERM comes first; other calls are the real ones.
+if [ "$1" = requeue ] && [ -n "$SUBMITIT_EXECUTOR" ]; then
+  "$REAL_SCONTROL" "$@" || exit
+  exec sleep 60
+fi
+exec "$REAL_SCONTROL" "$@"
+"""
+
+
+@pytest.fixture
+def requeue_meets_the_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs (which get the test's PATH) see SCONTROL_STOPPED_BY_ITS_REQUEUE."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("scontrol")
+    assert real is not None
+    monkeypatch.setenv("REAL_SCONTROL", real)
+    (bin_dir / "scontrol").write_text(SCONTROL_STOPPED_BY_ITS_REQUEUE)
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_requeued_jobs_resume_from_their_checkpoint(
+    sweeps: Path, requeue_meets_the_stop: None
+) -> None:
     # Long enough (seconds) that a job cannot finish between its first checkpoint and the signal.
     steps, log_freq = 3000, 50
     sweep_file = write_sweep_file(
@@ -228,7 +255,8 @@ def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
     sweep = the_sweep(sweeps)
     by_signal, by_requeue = sweep.read_manifest().jobs
     interruptions = {
-        # Time limit or preemption as submitit sees it: USR2; it checkpoints and requeues itself.
+        # Time limit or preemption as submitit sees it: USR2; it checkpoints and requeues itself
+        # (and SLURM stops it before its scontrol returns: that requeue did not fail).
         by_signal.job_id: ["scancel", "--batch", "--signal=USR2", by_signal.slurm_job_id],
         # Requeued from outside (e.g. preemption with requeue): the task is killed and restarts.
         by_requeue.job_id: ["scontrol", "requeue", by_requeue.slurm_job_id],
@@ -256,7 +284,10 @@ def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
         assert [r["step"] for r in records if "loss/total" in r] == list(range(0, steps, log_freq))
         job_log = (sweep.path / record.log_path).read_text()
         assert job_log.count("Starting with JobEnvironment") == 2  # one start, one restart
-    assert "Requeued job" in (sweep.path / by_signal.log_path).read_text()
+    assert (
+        "SLURM stopped scontrol with the job it requeues"
+        in (sweep.path / by_signal.log_path).read_text()
+    )
 
 
 def test_dry_run_scripts_pass_sbatch_test_only_and_nothing_is_submitted(sweeps: Path) -> None:

@@ -129,9 +129,7 @@ def arrays_submitted_from(sweep: SweepDir) -> set[str]:
         timeout=30,
     ).stdout
     scripts = f" {sweep.scripts.resolve()}/"
-    return {
-        line.split("|", 1)[0].split("_")[0] for line in out.splitlines() if scripts in line
-    }
+    return {line.split("|", 1)[0].split("_")[0] for line in out.splitlines() if scripts in line}
 
 
 def read_until(process: subprocess.Popen[str], text: str) -> list[str]:

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from submitit import JobEnvironment
 
 from orchestrator.backends import submitit_adapter
 from orchestrator.backends.base import SubmissionError
@@ -154,12 +155,19 @@ def test_array_task_moves_its_staged_call_into_place_once(
         "SLURM_ARRAY_TASK_ID": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    ran = []
-    monkeypatch.setattr(submitit_adapter, "process_job", ran.append)
+    ran, environments = [], []
+
+    def process_job(folder: Path) -> None:
+        ran.append(folder)
+        environments.append(type(JobEnvironment()))
+
+    monkeypatch.setattr(submitit_adapter, "process_job", process_job)
 
     submitit_adapter.run_array_task(folder, staging)
 
     assert ran == [folder]
+    # The runner sees the environment whose requeue survives SLURM stopping the job.
+    assert environments == [submitit_adapter.ArrayTaskEnvironment]
     assert (expected.read_bytes() == b"checkpoint") == started_before
     assert submitit_adapter.staged_call(staging, 1).exists() == started_before
 
