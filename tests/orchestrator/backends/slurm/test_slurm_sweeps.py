@@ -7,7 +7,6 @@ takes ~10-20 s on a loaded 2-core machine, mostly imports.
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -213,33 +212,8 @@ def test_killed_orchestrator_resumes_and_submits_only_missing_jobs(sweeps: Path)
     assert not any(r.slurm_job_id.startswith(f"{array}_") for r in resubmitted)
 
 
-SCONTROL_STOPPED_BY_ITS_REQUEUE = r"""#!/bin/bash
-# scontrol for tests: a job's own `scontrol requeue` stays until SLURM stops the job for the
-# requeue, as happens when SLURM's SIGTERM comes first; other calls are the real ones.
-if [ "$1" = requeue ] && [ -n "$SUBMITIT_EXECUTOR" ]; then
-  "$REAL_SCONTROL" "$@" || exit
-  exec sleep 60
-fi
-exec "$REAL_SCONTROL" "$@"
-"""
-
-
-@pytest.fixture
-def requeue_meets_the_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The jobs (which get the test's PATH) see SCONTROL_STOPPED_BY_ITS_REQUEUE."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    real = shutil.which("scontrol")
-    assert real is not None
-    monkeypatch.setenv("REAL_SCONTROL", real)
-    (bin_dir / "scontrol").write_text(SCONTROL_STOPPED_BY_ITS_REQUEUE)
-    (bin_dir / "scontrol").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-
-
-def test_requeued_jobs_resume_from_their_checkpoint(
-    sweeps: Path, requeue_meets_the_stop: None
-) -> None:
+@pytest.mark.usefixtures("requeue_meets_the_stop")
+def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
     # Long enough (seconds) that a job cannot finish between its first checkpoint and the signal.
     steps, log_freq = 3000, 50
     sweep_file = write_sweep_file(
