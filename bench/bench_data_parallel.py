@@ -41,7 +41,7 @@ def run_rank(experiment: str, warmup: int, steps: int, out: str) -> None:
     torch.save(target_class(config.task_config.target).state_dict(), target_file)
     config = config.model_copy(update={"pretrained_model_path": target_file})
     with data_parallel(config.device) as dp:
-        model, task, _ = build_component_model(config, dp.device)
+        model, task, _ = build_component_model(config, dp.device, progress=False)
         trainer = Trainer(config, model, task, dp)
         reduce_s = 0.0
         all_reduce_sum = dp.all_reduce_sum

@@ -46,7 +46,7 @@ torch.manual_seed(0)
 torch.save(ResidMLP(config.task_config.target).state_dict(), target_file)
 config = config.model_copy(update={"pretrained_model_path": target_file})
 device = resolve_device(config.device)
-model, task, _ = build_component_model(config, device)
+model, task, _ = build_component_model(config, device, progress=False)
 if path == "reference":
     for ci_fn in model.ci_fns.values():
         ci_fn.forward = ci_fn.reference_forward

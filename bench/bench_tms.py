@@ -31,7 +31,7 @@ experiment, bf16, threads, n_steps, compiled = sys.argv[1], sys.argv[2] == "1", 
 torch.set_num_threads(threads)
 config = load_config(experiment, [f"autocast_bf16={bf16}", f"compile_step={compiled}"])
 device = resolve_device(config.device)
-model, task, _ = build_component_model(config, device)
+model, task, _ = build_component_model(config, device, progress=False)
 trainer = Trainer(config, model, task, DataParallel(device=device))
 warmup_started = time.perf_counter()
 for step in range(10):

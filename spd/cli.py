@@ -176,7 +176,7 @@ def train_target_main(source: str, overrides: tuple[str, ...], debug: bool) -> N
     from spd.experiment_tasks import build_task
     from spd.target_cache import cached_target_dir
 
-    build_task(config, resolve_device(config.device))
+    build_task(config, resolve_device(config.device), progress=True)
     target_config = getattr(config.task_config, "target", None)
     if target_config is not None:
         click.echo(cached_target_dir(config.task_config.task_name, target_config))

@@ -3,7 +3,7 @@ tree (for validation): one builder of each per task name."""
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -14,7 +14,20 @@ from spd.experiments.resid_mlp.task import build_resid_mlp_task, resid_mlp_skele
 from spd.experiments.tms.task import build_tms_task, tms_skeleton
 from spd.tasks import Task
 
-TaskBuilder = Callable[[Any, Path | None, torch.device], Task]
+
+class TaskBuilder(Protocol):
+    """Builds a task from its task config; `progress` shows a bar while a target is trained."""
+
+    def __call__(
+        self,
+        task_config: Any,
+        pretrained_model_path: Path | None,
+        device: torch.device,
+        *,
+        progress: bool,
+    ) -> Task: ...
+
+
 SkeletonBuilder = Callable[[Any], nn.Module]
 
 TASK_BUILDERS: dict[str, TaskBuilder] = {
@@ -29,9 +42,11 @@ SKELETON_BUILDERS: dict[str, SkeletonBuilder] = {
 }
 
 
-def build_task(config: Config, device: torch.device) -> Task:
+def build_task(config: Config, device: torch.device, *, progress: bool) -> Task:
     task_config = config.task_config
-    return TASK_BUILDERS[task_config.task_name](task_config, config.pretrained_model_path, device)
+    return TASK_BUILDERS[task_config.task_name](
+        task_config, config.pretrained_model_path, device, progress=progress
+    )
 
 
 def build_target_skeleton(config: Config) -> nn.Module:

@@ -45,9 +45,12 @@ from spd.validate import raise_problems, validate
 logger = logging.getLogger(__name__)
 
 
-def build_component_model(config: Config, device: torch.device) -> tuple[ComponentModel, Any, dict[str, tuple[str, int]]]:
-    """The task, its target with identities inserted, and the ComponentModel wrapping it."""
-    task = build_task(config, device)
+def build_component_model(
+    config: Config, device: torch.device, *, progress: bool
+) -> tuple[ComponentModel, Any, dict[str, tuple[str, int]]]:
+    """The task, its target with identities inserted, and the ComponentModel wrapping it.
+    `progress` shows a bar while the target is trained (when it is not cached)."""
+    task = build_task(config, device, progress=progress)
     if config.identity_module_patterns:
         insert_identity_operations(task.target, [p for p, _ in config.identity_module_patterns])
     resolved = resolve_module_patterns(task.target, config.all_module_patterns)
@@ -294,7 +297,7 @@ def _run(
     main = dp.is_main
     if main:
         atomic_write_text(run_dir.config, config_to_yaml(config))
-    model, task, resolved = build_component_model(config, dp.device)
+    model, task, resolved = build_component_model(config, dp.device, progress=progress)
     if main:
         logger.info("Per-module C:\n%s", format_resolution_table(resolved))
         atomic_write_json(

@@ -23,7 +23,7 @@ def resid_mlp_config(compile_step: bool) -> Config:
 
 
 def trained(config: Config, n_steps: int) -> tuple[list[dict[str, float]], Trainer]:
-    model, task, _ = build_component_model(config, torch.device("cpu"))
+    model, task, _ = build_component_model(config, torch.device("cpu"), progress=False)
     trainer = Trainer(config, model, task, DataParallel(device=torch.device("cpu")))
     logged = []
     for step in range(n_steps):

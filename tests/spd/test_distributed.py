@@ -196,7 +196,7 @@ def test_the_parts_of_a_step_add_up_to_the_whole_step(world_size, batch_kind, in
     rows compacted (toy models) or not (sequence models), also when a compacted batch has fewer
     rows than ranks (the ranks left without rows add 0)."""
     config = load_config("tms_5-2", ["batch_size=64"])
-    model, task, _ = build_component_model(config, torch.device("cpu"))
+    model, task, _ = build_component_model(config, torch.device("cpu"), progress=False)
     generator = torch.Generator().manual_seed(0)
     batch = task.sample_batch(64, generator)
     if batch_kind == "all zero":

@@ -67,7 +67,7 @@ def test_non_finite_parameters_after_a_finite_loss_are_not_saved(tmp_path, monke
 def test_compiled_step_diverges_without_recompiling():
     # The registry graph of test_compile_step (batch 512), so torch's compile cache has it.
     config = load_config("tms_5-2", ["batch_size=512", "compile_step=true", "device=cpu", "lr=1e6"])
-    model, task, _ = build_component_model(config, torch.device("cpu"))
+    model, task, _ = build_component_model(config, torch.device("cpu"), progress=False)
     trainer = Trainer(config, model, task, DataParallel(device=torch.device("cpu")))
     trainer.train_step(0)  # compiles the step
     graphs = counters["stats"]["unique_graphs"]

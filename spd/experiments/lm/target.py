@@ -20,7 +20,11 @@ from spd.tensor_files import load_tensor_file
 
 
 def load_tiny_target(
-    config: TinyLMTargetConfig, pretrained_model_path: Path | None, device: torch.device
+    config: TinyLMTargetConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> tuple[nn.Module, Any, LMDatasetConfig]:
     """The tiny LM (trained, or from the cache or `pretrained_model_path`), its tokenizer and
     its corpus."""
@@ -30,7 +34,9 @@ def load_tiny_target(
         state = load_tensor_file(pretrained_model_path)
     else:
         state = load_or_train_target(
-            "lm", config, lambda: train_tiny_lm(config, tokenizer, corpus_files, device)
+            "lm",
+            config,
+            lambda: train_tiny_lm(config, tokenizer, corpus_files, device, progress=progress),
         )
     model = build_tiny_lm(config, len(tokenizer), tokenizer.eos_token_id)
     model.load_state_dict(state)
@@ -38,11 +44,17 @@ def load_tiny_target(
 
 
 def load_target(
-    task_config: LMTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: LMTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> tuple[nn.Module, Any, LMDatasetConfig]:
     """The target model, its tokenizer (None when the data is already tokenized) and the data."""
     if task_config.target is not None:
-        model, tokenizer, corpus = load_tiny_target(task_config.target, pretrained_model_path, device)
+        model, tokenizer, corpus = load_tiny_target(
+            task_config.target, pretrained_model_path, device, progress=progress
+        )
         return model, tokenizer, task_config.dataset or corpus
     assert task_config.model is not None and task_config.dataset is not None  # LMTaskConfig checks
     if pretrained_model_path is not None:

@@ -33,14 +33,20 @@ def lm_skeleton(task_config: LMTaskConfig) -> torch.nn.Module:
 
 
 def build_lm_task(
-    task_config: LMTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: LMTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> Task:
     # transformers and datasets take seconds to import: only lm runs import them.
     from spd.experiments.lm.data import make_sampler
     from spd.experiments.lm.pretrained import vocab_size
     from spd.experiments.lm.target import load_target
 
-    model, tokenizer, dataset = load_target(task_config, pretrained_model_path, device)
+    model, tokenizer, dataset = load_target(
+        task_config, pretrained_model_path, device, progress=progress
+    )
     n_tokens = vocab_size(model)
 
     def sampler(split: str) -> BatchSampler:

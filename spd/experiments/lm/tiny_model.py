@@ -76,7 +76,12 @@ def build_tiny_lm(config: TinyLMTargetConfig, vocab_size: int, eos_token_id: int
 
 
 def train_tiny_lm(
-    config: TinyLMTargetConfig, tokenizer: Any, corpus_files: dict[str, Path], device: torch.device
+    config: TinyLMTargetConfig,
+    tokenizer: Any,
+    corpus_files: dict[str, Path],
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> dict[str, Tensor]:
     """Next-token prediction on the corpus' train split; returns the trained state dict."""
     torch.manual_seed(config.train_seed)
@@ -95,7 +100,10 @@ def train_tiny_lm(
         model.parameters(), lr=config.train_lr, weight_decay=config.train_weight_decay
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / config.train_steps)
-    for _ in tqdm(range(config.train_steps), desc="train tiny LM target", leave=False):
+    steps = tqdm(
+        range(config.train_steps), desc="train tiny LM target", leave=False, disable=not progress
+    )
+    for _ in steps:
         batch = sampler(config.train_batch_size, generator)
         loss = model(input_ids=batch, labels=batch).loss
         optimizer.zero_grad(set_to_none=True)

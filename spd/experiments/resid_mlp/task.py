@@ -13,14 +13,18 @@ from spd.tasks import Task
 
 
 def load_resid_mlp_target(
-    task_config: ResidMLPTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: ResidMLPTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> ResidMLP:
     target_config = task_config.target
     state = target_state(
         "resid_mlp",
         target_config,
         pretrained_model_path,
-        lambda: train_resid_mlp_target(target_config, device),
+        lambda: train_resid_mlp_target(target_config, device, progress=progress),
     )
     model = ResidMLP(target_config)
     model.load_state_dict(state)
@@ -34,10 +38,14 @@ def resid_mlp_skeleton(task_config: ResidMLPTaskConfig) -> ResidMLP:
 
 
 def build_resid_mlp_task(
-    task_config: ResidMLPTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: ResidMLPTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> Task:
     return sparse_feature_task(
-        load_resid_mlp_target(task_config, pretrained_model_path, device),
+        load_resid_mlp_target(task_config, pretrained_model_path, device, progress=progress),
         task_config.target.n_features,
         task_config.feature_probability,
         task_config.data_generation_type,

@@ -21,14 +21,22 @@ def labels(x: Tensor) -> Tensor:
     return x + F.relu(x)
 
 
-def train_resid_mlp_target(config: ResidMLPTargetConfig, device: torch.device) -> dict[str, Tensor]:
+def train_resid_mlp_target(
+    config: ResidMLPTargetConfig, device: torch.device, *, progress: bool
+) -> dict[str, Tensor]:
     torch.manual_seed(config.train_seed)
     model = ResidMLP(config).to(device)
     generator = torch.Generator(device=device).manual_seed(config.train_seed)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.train_lr, weight_decay=config.train_weight_decay
     )
-    for step in tqdm(range(config.train_steps), desc="train residual-MLP target", leave=False):
+    steps = tqdm(
+        range(config.train_steps),
+        desc="train residual-MLP target",
+        leave=False,
+        disable=not progress,
+    )
+    for step in steps:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config.train_steps, config.train_lr, TRAIN_LR_SCHEDULE)
         x = sample_sparse_features(

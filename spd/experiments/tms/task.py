@@ -13,11 +13,18 @@ from spd.tasks import Task
 
 
 def load_tms_target(
-    task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: TMSTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> TMSModel:
     target_config = task_config.target
     state = target_state(
-        "tms", target_config, pretrained_model_path, lambda: train_tms_target(target_config, device)
+        "tms",
+        target_config,
+        pretrained_model_path,
+        lambda: train_tms_target(target_config, device, progress=progress),
     )
     model = TMSModel(target_config, tied=False)
     model.load_state_dict(state)
@@ -31,10 +38,14 @@ def tms_skeleton(task_config: TMSTaskConfig) -> TMSModel:
 
 
 def build_tms_task(
-    task_config: TMSTaskConfig, pretrained_model_path: Path | None, device: torch.device
+    task_config: TMSTaskConfig,
+    pretrained_model_path: Path | None,
+    device: torch.device,
+    *,
+    progress: bool,
 ) -> Task:
     return sparse_feature_task(
-        load_tms_target(task_config, pretrained_model_path, device),
+        load_tms_target(task_config, pretrained_model_path, device, progress=progress),
         task_config.target.n_features,
         task_config.feature_probability,
         task_config.data_generation_type,

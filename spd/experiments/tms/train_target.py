@@ -17,13 +17,21 @@ MIN_FEATURE_NORM = 0.5
 MAX_SEED_TRIES = 5
 
 
-def train_tms_once(config: TMSTargetConfig, seed: int, device: torch.device) -> TMSModel:
+def train_tms_once(
+    config: TMSTargetConfig, seed: int, device: torch.device, *, progress: bool
+) -> TMSModel:
     torch.manual_seed(seed)
     model = TMSModel(config, tied=config.tied_weights).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train_lr, weight_decay=config.train_weight_decay)
-    for _ in tqdm(range(config.train_steps), desc=f"train TMS target (seed {seed})", leave=False):
+    steps = tqdm(
+        range(config.train_steps),
+        desc=f"train TMS target (seed {seed})",
+        leave=False,
+        disable=not progress,
+    )
+    for _ in steps:
         x = sample_sparse_features(
             config.train_batch_size,
             config.n_features,
@@ -45,10 +53,12 @@ def unrepresented_features(model: TMSModel) -> list[int]:
     return [j for j, norm in enumerate(norms.tolist()) if norm <= MIN_FEATURE_NORM]
 
 
-def train_tms_target(config: TMSTargetConfig, device: torch.device) -> dict[str, Tensor]:
+def train_tms_target(
+    config: TMSTargetConfig, device: torch.device, *, progress: bool
+) -> dict[str, Tensor]:
     """Train until every feature is represented, moving to the next seed when one is not."""
     for seed in range(config.train_seed, config.train_seed + MAX_SEED_TRIES):
-        model = train_tms_once(config, seed, device)
+        model = train_tms_once(config, seed, device, progress=progress)
         missing = unrepresented_features(model)
         if not missing:
             return {k: v.cpu() for k, v in model.untied_state_dict().items()}

@@ -65,7 +65,7 @@ def test_offline_hub_model_fails_fast_with_instructions(monkeypatch):
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     task_config = LMTaskConfig(model="spd-tests/no-such-model", dataset=LOCAL_TEXT, max_seq_len=8)
     with pytest.raises(ModelUnavailableError, match=r"save_pretrained\(DIR\)"):
-        build_lm_task(task_config, None, CPU)
+        build_lm_task(task_config, None, CPU, progress=False)
 
 
 def test_offline_hub_dataset_fails_with_instructions(monkeypatch):
@@ -78,8 +78,12 @@ def test_local_model_directory_builds_a_task(saved_models, corpus_files):
     dataset = LMDatasetConfig(
         path="text", data_files={k: str(v) for k, v in corpus_files.items()}, eval_split="validation"
     )
-    task = build_lm_task(LMTaskConfig(model=str(saved_models["llama"]), dataset=dataset,
-                                      max_seq_len=16), None, CPU)
+    task = build_lm_task(
+        LMTaskConfig(model=str(saved_models["llama"]), dataset=dataset, max_seq_len=16),
+        None,
+        CPU,
+        progress=False,
+    )
     assert task.output_attr == "logits" and task.positions_per_input == 16
     assert not task.target.training and not any(p.requires_grad for p in task.target.parameters())
     generator = torch.Generator().manual_seed(0)
@@ -98,16 +102,16 @@ def tiny_task_config(train_steps: int) -> LMTaskConfig:
 
 def test_tiny_target_trains_once_and_then_comes_from_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("SPD_CACHE_DIR", str(tmp_path))
-    untrained = build_lm_task(tiny_task_config(train_steps=1), None, CPU)
-    trained = build_lm_task(tiny_task_config(train_steps=150), None, CPU)
+    untrained = build_lm_task(tiny_task_config(train_steps=1), None, CPU, progress=False)
+    trained = build_lm_task(tiny_task_config(train_steps=150), None, CPU, progress=False)
     batch = trained.sample_eval_batch(16, torch.Generator().manual_seed(0))
     with torch.no_grad():
         ce_untrained = next_token_ce(untrained.target(batch).logits, batch)
         ce_trained = next_token_ce(trained.target(batch).logits, batch)
     assert ce_trained < ce_untrained - 1.0
 
-    monkeypatch.setattr(lm_target, "train_tiny_lm", lambda *a: pytest.fail("trained again"))
-    cached = build_lm_task(tiny_task_config(train_steps=150), None, CPU)
+    monkeypatch.setattr(lm_target, "train_tiny_lm", lambda *a, **k: pytest.fail("trained again"))
+    cached = build_lm_task(tiny_task_config(train_steps=150), None, CPU, progress=False)
     with torch.no_grad():
         torch.testing.assert_close(cached.target(batch).logits, trained.target(batch).logits)
 

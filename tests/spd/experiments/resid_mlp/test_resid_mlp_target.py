@@ -48,7 +48,7 @@ def test_forward_reads_the_residual_stream_off_with_the_embedding():
 
 def test_trained_target_computes_relu_beyond_the_residual_path():
     torch.manual_seed(0)
-    state = train_resid_mlp_target(SMALL, torch.device("cpu"))
+    state = train_resid_mlp_target(SMALL, torch.device("cpu"), progress=False)
     model = ResidMLP(SMALL)
     model.load_state_dict(state)
     generator = torch.Generator().manual_seed(1)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from spd.experiments.tms.model import TMSModel
@@ -28,7 +29,9 @@ def test_fixed_identity_hidden_layer_is_frozen_identity():
 def test_trained_target_represents_every_feature_and_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("SPD_CACHE_DIR", str(tmp_path))
     config = TMSTargetConfig(n_features=5, n_hidden=2, train_steps=2000)
-    state = load_or_train_target("tms", config, lambda: train_tms_target(config, torch.device("cpu")))
+    state = load_or_train_target(
+        "tms", config, lambda: train_tms_target(config, torch.device("cpu"), progress=False)
+    )
     model = TMSModel(config, tied=False)
     model.load_state_dict(state)
     assert unrepresented_features(model) == []
@@ -43,7 +46,7 @@ def test_unrepresented_feature_triggers_retraining_with_next_seed(monkeypatch, c
     config = TMSTargetConfig(n_features=5, n_hidden=2, train_steps=1)
     seeds = []
 
-    def fake_train_once(cfg, seed, device):
+    def fake_train_once(cfg, seed, device, *, progress):
         seeds.append(seed)
         model = TMSModel(cfg, tied=True)
         with torch.no_grad():
@@ -53,6 +56,18 @@ def test_unrepresented_feature_triggers_retraining_with_next_seed(monkeypatch, c
         return model
 
     monkeypatch.setattr(train_target, "train_tms_once", fake_train_once)
-    train_tms_target(config, torch.device("cpu"))
+    train_tms_target(config, torch.device("cpu"), progress=False)
     assert seeds == [0, 1]
     assert "leaves features [3] unrepresented" in caplog.text
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_target_training_bar_follows_progress(progress, capfd, monkeypatch):
+    """`spd-decompose --quiet` passes progress=False down here: no target-training bar."""
+    from spd.experiments.tms import train_target
+
+    # A few steps represent no feature: accept the first seed rather than train 5 of them.
+    monkeypatch.setattr(train_target, "unrepresented_features", lambda model: [])
+    config = TMSTargetConfig(n_features=5, n_hidden=2, train_steps=20)
+    train_tms_target(config, torch.device("cpu"), progress=progress)
+    assert ("train TMS target" in capfd.readouterr().err) == progress
