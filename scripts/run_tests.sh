@@ -38,4 +38,5 @@ if [ "${SPD_TEST_SLURM:-1}" = 1 ] && [ -z "${SLURM_CONF:-}" ]; then
   fi
 fi
 
-.venv/bin/python -m pytest "$@"
+# The slowest tests, so that a suite growing past its 10 minutes shows where.
+.venv/bin/python -m pytest --durations=15 "$@"

@@ -13,7 +13,13 @@ import yaml
 from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
 from spd.config_loading import validate_config
 from spd.run import run_decomposition
-from tests.orchestrator.backends.slurm.test_slurm_sweeps import SLURM_ARGS, array_of, run, the_sweep
+from tests.orchestrator.backends.slurm.test_slurm_sweeps import (
+    SLURM_ARGS,
+    array_of,
+    run,
+    the_sweep,
+    wait_until,
+)
 from tests.orchestrator.short_sweeps import SHORT_RUN, write_sweep_file
 from tests.orchestrator.slurm_accounting import wait_for_final_states
 
@@ -111,3 +117,53 @@ def test_job_on_two_nodes(sweeps: Path, tmp_path: Path) -> None:
     assert nodes == ["2"]
     assert "Data parallel: rank 0 of 2 on cpu" in (sweep.path / record.log_path).read_text()
     check_equal_to_single_process(sweep, record, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("requeue_meets_the_stop")
+def test_data_parallel_job_requeued_on_usr2_resumes_from_its_checkpoint(sweeps: Path) -> None:
+    """USR2 (time limit, preemption) reaches the job's srun, torchrun and both ranks: rank 0
+    checkpoints and requeues the task, rank 1 leaves it to rank 0; the task restarts in 2
+    processes and resumes. About 2 minutes here."""
+    steps, log_freq = 3000, 50
+    sweep_file = write_sweep_file(
+        Path("dp_long.yaml"),
+        {
+            "global": SHORT_RUN
+            | {"steps": steps, "eval_freq": steps, "save_freq": 50, "log_freq": log_freq},
+            "tms_5-2": {},
+        },
+    )
+    submitted = run(
+        "--sweep",
+        str(sweep_file),
+        "--nproc-per-node",
+        "2",
+        "--cpus-per-task",
+        "2",
+        *SLURM_ARGS,
+        "--no-wait",
+    )
+    assert submitted.exit_code == 0, submitted.output
+    sweep = the_sweep(sweeps)
+    (record,) = sweep.read_manifest().jobs
+    run_dir = sweep.run_dir(record.job_id)
+    wait_until(run_dir.checkpoint.exists, 180, "the job writing a checkpoint")
+    assert not run_dir.is_complete(), "finished before it was interrupted"
+    subprocess.run(
+        ["scancel", "--batch", "--signal=USR2", record.slurm_job_id], check=True, timeout=30
+    )
+
+    finished = run("resume", sweep.sweep_id, "--poll-interval", "0.5", "--no-create_report")
+
+    assert finished.exit_code == 0, finished.output
+    (record,) = sweep.read_manifest().jobs
+    assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
+    run_log = run_dir.log.read_text()
+    assert f"Resuming {run_dir.path} from step" in run_log, run_log
+    records = [json.loads(line) for line in run_dir.metrics.read_text().splitlines()]
+    assert [r["step"] for r in records if "loss/total" in r] == list(range(0, steps, log_freq))
+    job_log = (sweep.path / record.log_path).read_text()
+    assert job_log.count("Starting with JobEnvironment") == 2, job_log
+    assert job_log.count("Data parallel: rank 0 of 2 on cpu") == 2, job_log
+    assert "SLURM stopped scontrol with the job it requeues" in job_log, job_log
