@@ -1,5 +1,6 @@
 """Science: SPD decomposes the toy models of superposition into one component per feature in each
-module (tms_5-2 here; tms_40-10 in the slow tests, with its criterion from its config).
+module (tms_5-2 here; tms_5-2-id, tms_40-10 and tms_40-10-id in the slow tests, with the criteria
+their configs state).
 
 Success (the paper's Table 1): exactly 5 alive components in linear1 and in linear2, target-CI
 error 0 (each feature has its own component, CI ≥ 0.9 on it and ≤ 0.1 elsewhere), MMCS > 0.99
@@ -81,3 +82,17 @@ def test_default_tms_40_10_decomposes(tmp_path):
     # seed 0 ended with 54-55 / 40, seed 1 with 47 / 43.
     for module in ["linear1", "linear2"]:
         assert summary.modules[module].alive >= 40, summary.modules[module]
+
+
+@pytest.mark.slow
+def test_default_tms_40_10_id_decomposes(tmp_path):
+    summary = run_decomposition(load_config("tms_40-10-id"), tmp_path, progress=False)
+    for module in ["linear1", "linear2", "hidden_layers.0"]:
+        assert summary.modules[module].target_ci_error == 0, (module, summary.modules[module])
+    for module in ["linear1", "linear2"]:
+        result = summary.modules[module]
+        assert result.mmcs >= 0.99, (module, result)
+        assert 0.95 <= result.ml2r <= 1.05, (module, result)
+        assert result.alive >= 40, (module, result)
+    # The rank-10 identity needs at least 10 components (tms_40-10-id.yaml).
+    assert summary.modules["hidden_layers.0"].alive >= 10, summary.modules["hidden_layers.0"]
