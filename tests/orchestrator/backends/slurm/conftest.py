@@ -1,10 +1,10 @@
 """Fixtures of the SLURM backend's tests."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.orchestrator.backends.slurm.stand_ins import put_stand_ins_on_path
 
 SCONTROL_STOPPED_BY_ITS_REQUEUE = r"""#!/bin/bash
 # scontrol for tests: a job's own `scontrol requeue` stays until SLURM stops the job for the
@@ -19,12 +19,7 @@ exec "$REAL_SCONTROL" "$@"
 
 @pytest.fixture
 def requeue_meets_the_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The jobs (which get the test's PATH) see SCONTROL_STOPPED_BY_ITS_REQUEUE."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    real = shutil.which("scontrol")
-    assert real is not None
-    monkeypatch.setenv("REAL_SCONTROL", real)
-    (bin_dir / "scontrol").write_text(SCONTROL_STOPPED_BY_ITS_REQUEUE)
-    (bin_dir / "scontrol").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    """The jobs see SCONTROL_STOPPED_BY_ITS_REQUEUE."""
+    put_stand_ins_on_path(
+        tmp_path / "bin", monkeypatch, {"scontrol": SCONTROL_STOPPED_BY_ITS_REQUEUE}
+    )

@@ -2,8 +2,6 @@
 the planned updates never exceed the cap, and on the real cluster a slow task of one array does
 not keep the next array waiting while slots are free."""
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from orchestrator.backends.slurm.cap import (
 )
 from orchestrator.state.sweep_dir import JobState
 from tests.orchestrator.backends.slurm.gate_hook import GATE_DIR_ENV, HOOK, closed_gate
+from tests.orchestrator.backends.slurm.stand_ins import put_stand_ins_on_path
 from tests.orchestrator.backends.slurm.test_slurm_sweeps import (
     SLURM_ARGS,
     spawn,
@@ -99,15 +98,9 @@ N_AGENTS = 2
 def small_arrays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """scontrol says MaxArraySize = 2 (other scontrol commands are the real ones); returns the
     gate directory of gate_hook, which the jobs (on PYTHONPATH) see."""
-    bin_dir, gates = tmp_path / "bin", tmp_path / "gates"
-    bin_dir.mkdir()
+    gates = tmp_path / "gates"
     gates.mkdir()
-    real = shutil.which("scontrol")
-    assert real is not None
-    monkeypatch.setenv("REAL_SCONTROL", real)
-    (bin_dir / "scontrol").write_text(SMALL_ARRAYS_SCONTROL)
-    (bin_dir / "scontrol").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    put_stand_ins_on_path(tmp_path / "bin", monkeypatch, {"scontrol": SMALL_ARRAYS_SCONTROL})
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     monkeypatch.setenv(GATE_DIR_ENV, str(gates))
     return gates

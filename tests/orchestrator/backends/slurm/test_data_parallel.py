@@ -16,6 +16,7 @@ from spd.run import run_decomposition
 from tests.orchestrator.backends.slurm.test_slurm_sweeps import (
     SLURM_ARGS,
     array_of,
+    assert_resumed_once,
     run,
     the_sweep,
     wait_until,
@@ -158,12 +159,7 @@ def test_data_parallel_job_requeued_on_usr2_resumes_from_its_checkpoint(sweeps: 
 
     assert finished.exit_code == 0, finished.output
     (record,) = sweep.read_manifest().jobs
-    assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
-    run_log = run_dir.log.read_text()
-    assert f"Resuming {run_dir.path} from step" in run_log, run_log
-    records = [json.loads(line) for line in run_dir.metrics.read_text().splitlines()]
-    assert [r["step"] for r in records if "loss/total" in r] == list(range(0, steps, log_freq))
+    assert_resumed_once(sweep, record, steps, log_freq)
     job_log = (sweep.path / record.log_path).read_text()
-    assert job_log.count("Starting with JobEnvironment") == 2, job_log
     assert job_log.count("Data parallel: rank 0 of 2 on cpu") == 2, job_log
     assert "SLURM stopped scontrol with the job it requeues" in job_log, job_log

@@ -19,7 +19,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
-from orchestrator.state.sweep_dir import JobState, SweepDir
+from orchestrator.state.sweep_dir import JobRecord, JobState, SweepDir
 from spd.config_loading import load_raw_config, set_dotted
 from spd.registry import EXPERIMENTS
 from tests.orchestrator.short_sweeps import (
@@ -212,6 +212,19 @@ def test_killed_orchestrator_resumes_and_submits_only_missing_jobs(sweeps: Path)
     assert not any(r.slurm_job_id.startswith(f"{array}_") for r in resubmitted)
 
 
+def assert_resumed_once(sweep: SweepDir, record: JobRecord, steps: int, log_freq: int) -> None:
+    """The job was interrupted once and finished in the same SLURM task, resumed from its
+    checkpoint, with every training step logged exactly once across the interruption."""
+    run_dir = sweep.run_dir(record.job_id)
+    assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
+    run_log = run_dir.log.read_text()
+    assert f"Resuming {run_dir.path} from step" in run_log, run_log
+    records = [json.loads(line) for line in run_dir.metrics.read_text().splitlines()]
+    assert [r["step"] for r in records if "loss/total" in r] == list(range(0, steps, log_freq))
+    job_log = (sweep.path / record.log_path).read_text()
+    assert job_log.count("Starting with JobEnvironment") == 2, job_log  # a start, a restart
+
+
 @pytest.mark.usefixtures("requeue_meets_the_stop")
 def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
     # Long enough (seconds) that a job cannot finish between its first checkpoint and the signal.
@@ -249,15 +262,7 @@ def test_requeued_jobs_resume_from_their_checkpoint(sweeps: Path) -> None:
     assert "Submitting 0 of 2 jobs" in finished.output
     assert finished.exit_code == 0, finished.output
     for record in sweep.read_manifest().jobs:
-        run_dir = sweep.run_dir(record.job_id)
-        assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
-        run_log = run_dir.log.read_text()
-        assert f"Resuming {run_dir.path} from step" in run_log, run_log
-        records = [json.loads(line) for line in run_dir.metrics.read_text().splitlines()]
-        # Every training step logged exactly once across the interruption.
-        assert [r["step"] for r in records if "loss/total" in r] == list(range(0, steps, log_freq))
-        job_log = (sweep.path / record.log_path).read_text()
-        assert job_log.count("Starting with JobEnvironment") == 2  # one start, one restart
+        assert_resumed_once(sweep, record, steps, log_freq)
     assert (
         "SLURM stopped scontrol with the job it requeues"
         in (sweep.path / by_signal.log_path).read_text()

@@ -10,7 +10,6 @@ MaxArraySize of 2, so that four jobs take two arrays.
 import contextlib
 import errno
 import os
-import shutil
 import signal
 import subprocess
 from collections import Counter
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.state.sweep_dir import JobState, SweepDir
+from tests.orchestrator.backends.slurm.stand_ins import put_stand_ins_on_path
 from tests.orchestrator.backends.slurm.test_slurm_sweeps import (
     SLURM_ARGS,
     spawn,
@@ -99,15 +99,12 @@ class HeldSbatch:
 @pytest.fixture
 def held_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldSbatch]:
     bin_dir, control = tmp_path / "bin", tmp_path / "sbatch_calls"
-    bin_dir.mkdir()
     control.mkdir()
-    for name, text in (("sbatch", HELD_SBATCH), ("scontrol", SMALL_ARRAYS_SCONTROL)):
-        real = shutil.which(name)
-        assert real is not None
-        monkeypatch.setenv(f"REAL_{name.upper()}", real)
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    put_stand_ins_on_path(
+        bin_dir,
+        monkeypatch,
+        {"sbatch": HELD_SBATCH, "scontrol": SMALL_ARRAYS_SCONTROL},
+    )
     monkeypatch.setenv("SBATCH_CONTROL", str(control))
     monkeypatch.setenv("HELD_CALL", str(HELD_CALL))
     yield HeldSbatch(control)
