@@ -59,18 +59,41 @@ EXECUTOR_ENV = "SUBMITIT_EXECUTOR"
 
 
 class ArrayTaskEnvironment(SlurmJobEnvironment):
-    """submitit's SLURM job environment, whose requeue survives SLURM stopping the job.
+    """submitit's SLURM job environment, whose requeue happens once and survives SLURM stopping
+    the job.
 
     On USR2 the runner checkpoints and asks `scontrol requeue` for this job. SLURM answers by
     stopping the job: SIGTERM to all its processes, scontrol included, which may get it before
     it exits. submitit would then take the requeue for failed and write an error result, so the
     orchestrator would report a failure while the job runs again. Here scontrol stopped by
     SIGTERM means the stop is under way; the runner exits without a result, as after any
-    requeue, and the task's state is SLURM's (requeued, or cancelled if that is what stopped it)."""
+    requeue, and the task's state is SLURM's (requeued, or cancelled if that is what stopped it).
+
+    A data-parallel task's rank 0 gets USR2 twice (from SLURM, which signals every process of the
+    step, and from torchrun, which passes it on): only the first is acted on, so a second
+    `scontrol requeue`, refused while the first is under way, cannot turn into an error."""
 
     @classmethod
     def name(cls) -> str:
         return JOB_ENVIRONMENT
+
+    def _handle_signals(self, paths: JobPaths, submission: DelayedSubmission) -> None:
+        super()._handle_signals(paths, submission)
+        checkpoint_and_requeue = signal.getsignal(self._usr_sig())
+        assert callable(checkpoint_and_requeue)
+        acted = False
+
+        def on_first_signal_only(signum: int, frame: object) -> None:
+            nonlocal acted
+            if acted:
+                logging.getLogger("submitit").info(
+                    "%s again: this job is already being requeued", signal.Signals(signum).name
+                )
+                return
+            acted = True
+            checkpoint_and_requeue(signum, frame)
+
+        signal.signal(self._usr_sig(), on_first_signal_only)
 
     def _requeue(self, countdown: int) -> None:
         try:

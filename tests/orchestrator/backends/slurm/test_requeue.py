@@ -1,13 +1,18 @@
 """The requeue of an array task (submitit's runner calls it on USR2) with stand-in scontrols:
-SLURM stopping the job while scontrol still runs is a requeue under way, not a failure. The same
-race on the cluster: test_requeued_jobs_resume_from_their_checkpoint."""
+SLURM stopping the job while scontrol still runs is a requeue under way, not a failure, and a
+second USR2 is not a second requeue. The same on the cluster:
+test_requeued_jobs_resume_from_their_checkpoint, and test_data_parallel.py's requeue (slow)."""
 
 import logging
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from submitit import JobEnvironment
+from submitit.core.utils import DelayedSubmission, JobPaths
+from submitit.helpers import Checkpointable
 
 from orchestrator.backends.submitit_adapter import JOB_ENVIRONMENT, ArrayTaskEnvironment
 
@@ -51,3 +56,47 @@ def test_a_refused_requeue_is_still_an_error(
     with pytest.raises(subprocess.CalledProcessError):
         environment._requeue(countdown=2)
     assert calls.read_text() == "requeue 11_1\n"
+
+
+class CountedCheckpoints(Checkpointable):
+    def __init__(self) -> None:
+        self.checkpoints = 0
+
+    def __call__(self) -> None:
+        pass
+
+    def checkpoint(self) -> DelayedSubmission:
+        self.checkpoints += 1
+        return super().checkpoint()
+
+
+@pytest.fixture
+def restored_signal_handlers() -> Iterator[None]:
+    """The runner's handlers are installed in this process: put the test process's back."""
+    signals = [signal.SIGUSR2, signal.SIGTERM, signal.SIGCONT]
+    before = {s: signal.getsignal(s) for s in signals}
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.usefixtures("restored_signal_handlers")
+def test_a_second_usr2_is_not_a_second_requeue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment, calls = environment_with_scontrol(tmp_path, monkeypatch, STOPPED_WITH_THE_JOB)
+    call = CountedCheckpoints()
+    delayed = DelayedSubmission(call)
+    delayed.set_timeout(10, 3)
+    paths = JobPaths(tmp_path / "logs", job_id="11_1", task_id=0)
+    paths.folder.mkdir()
+    environment._handle_signals(paths, delayed)
+    on_usr2 = signal.getsignal(signal.SIGUSR2)
+    assert callable(on_usr2)
+
+    with pytest.raises(SystemExit):  # the runner exits after its requeue, leaving no result
+        on_usr2(signal.SIGUSR2, None)
+    on_usr2(signal.SIGUSR2, None)  # from torchrun, after SLURM's: nothing more
+
+    assert calls.read_text() == "requeue 11_1\n"
+    assert call.checkpoints == 1
