@@ -8,6 +8,7 @@ its own. Targets are trained once into SPD_CACHE_DIR (a temporary directory when
     python bench/bench_tms.py                 # step speed, 2 threads
     python bench/bench_tms.py --threads 1 --experiments tms_5-2 --modes compiled
     python bench/bench_tms.py --end-to-end    # also: nothing -> finished tms_5-2 (target training included)
+    python bench/bench_tms.py --startup       # also: launch -> first training step of tms_5-2
 
 Reference: the research code runs tms_5-2 (batch 4096) at about 33 steps/s on 2 CPU threads of this
 machine kind.
@@ -15,6 +16,7 @@ machine kind.
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -74,6 +76,32 @@ def end_to_end(env: dict[str, str], threads: int) -> float:
         return time.perf_counter() - started
 
 
+def startup(env: dict[str, str], threads: int, compile_step: bool) -> dict[str, float]:
+    """Seconds from launching `spd-decompose tms_5-2` (target cached) to its first training step
+    done, read off progress.json (reported after every step here), and to the process's end."""
+    with tempfile.TemporaryDirectory() as out:
+        progress = os.path.join(out, "progress.json")
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            ["spd-decompose", "tms_5-2", "--out", out, "--quiet", "--set", "steps=20",
+             "--set", "progress_interval_s=0", "--set", f"compile_step={compile_step}"],
+            env=env | {"OMP_NUM_THREADS": str(threads)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        first_step_s = None
+        while process.poll() is None:
+            if first_step_s is None and os.path.exists(progress):
+                try:
+                    if json.load(open(progress))["step"] >= 1:
+                        first_step_s = time.perf_counter() - started
+                except (OSError, ValueError):
+                    pass  # replaced while read: the next poll reads it whole
+            time.sleep(0.01)
+        if process.returncode != 0:
+            raise SystemExit(f"spd-decompose tms_5-2 exited with {process.returncode}")
+        return {"first_step_s": first_step_s or math.nan, "total_s": time.perf_counter() - started}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,6 +112,11 @@ def main() -> None:
     parser.add_argument("--modes", default="eager,compiled")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--end-to-end", action="store_true")
+    parser.add_argument(
+        "--startup", action="store_true",
+        help="launch -> first training step of tms_5-2 (20 steps, target cached), eager and "
+        "compiled; the compiled one twice, the second with torch's compile cache warm",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = os.environ | {"SPD_CACHE_DIR": os.environ.get("SPD_CACHE_DIR", tmp)}
@@ -96,6 +129,17 @@ def main() -> None:
                                 args.steps, env)
                     print(f"{experiment:<12} {mode:<9} {precision:<10} {r['steps_per_s']:>9.1f} "
                           f"{r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f}  {r['device']}", flush=True)
+    if args.startup:
+        with tempfile.TemporaryDirectory() as cache:
+            # A fresh compile cache: the first compiled run is cold, the second warm.
+            env = os.environ | {
+                "SPD_CACHE_DIR": cache, "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache, "inductor")
+            }
+            startup(env, args.threads, False)  # trains and caches the target
+            for label, compiled in [("eager", False), ("compiled, cold", True), ("compiled, warm", True)]:
+                r = startup(env, args.threads, compiled)
+                print(f"launch -> first step of tms_5-2, {label}: {r['first_step_s']:.1f} s "
+                      f"(whole 20-step run {r['total_s']:.1f} s)", flush=True)
     if args.end_to_end:
         with tempfile.TemporaryDirectory() as cache:
             seconds = end_to_end(os.environ | {"SPD_CACHE_DIR": cache}, args.threads)

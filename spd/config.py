@@ -120,7 +120,14 @@ class Config(StrictModel):
     eval_freq: PositiveInt = 1000
     eval_batch_size: PositiveInt | None = None
     n_eval_steps: PositiveInt = 1
-    image_freq: PositiveInt | None = None
+    image_freq: PositiveInt | None = Field(
+        None, description="Draw figures at every evaluation at a multiple of this step (and at "
+        "the end); None: at the end only."
+    )
+    image_on_first_step: bool = Field(
+        False, description="Draw figures at the step-0 evaluation too (before any training, so "
+        "off by default: drawing costs about a second before the first step)."
+    )
     save_freq: PositiveInt | None = 1000
     progress_interval_s: NonNegativeFloat = Field(
         30.0,

@@ -21,6 +21,7 @@ RESULT_NEUTRAL_FIELDS = frozenset(
     {
         "log_freq",
         "image_freq",
+        "image_on_first_step",
         "save_freq",
         "progress_interval_s",
         "wandb_project",

@@ -4,15 +4,20 @@ Figures are built as `matplotlib.figure.Figure` objects, not through pyplot, so 
 backend and leave no global pyplot state behind; importing this module configures nothing.
 """
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from spd.component_model import ComponentModel
 from spd.metric_names import LOSS_PREFIX, PROBE_ACTIVE_LABEL
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 PROBE_ACTIVE_MIN_CI = 0.01
 """A component is active on the probes (metric_names.PROBE_ACTIVE_LABEL) when its CI exceeds this
@@ -23,6 +28,8 @@ MAX_PANELS_PER_ROW = 4
 
 def panel_grid(n_panels: int, panel_width: float, panel_height: float) -> tuple[Figure, list[Axes]]:
     """A figure with one panel per module, wrapped into rows; unused grid cells are hidden."""
+    from matplotlib.figure import Figure  # ~0.9 s: paid when a run draws, not before its first step
+
     n_cols = min(n_panels, MAX_PANELS_PER_ROW)
     n_rows = -(-n_panels // n_cols)
     fig = Figure(figsize=(panel_width * n_cols, panel_height * n_rows))
@@ -78,8 +85,7 @@ def loss_curves_figure(metrics_path: Path) -> Figure:
                 steps, values = series.setdefault(key, ([], []))
                 steps.append(record["step"])
                 values.append(value)
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
+    fig, (ax,) = panel_grid(1, 6, 4)
     for key, (steps, values) in sorted(series.items()):
         ax.plot(steps, np.maximum(values, 1e-12), label=key.removeprefix(LOSS_PREFIX))
     ax.set_yscale("log")

@@ -323,7 +323,13 @@ def _run(
     metric_log = MetricLog(run_dir.metrics, wandb_run)
 
     def on_eval(step: int, evaluation: Evaluation) -> None:
-        if config.image_freq is not None and step % config.image_freq == 0 and step < config.steps:
+        drawn_at_this_step = (
+            config.image_freq is not None
+            and step % config.image_freq == 0
+            and (step > 0 or config.image_on_first_step)
+            and step < config.steps  # the end draws them anyway, below
+        )
+        if drawn_at_this_step:
             figures = save_figures(run_dir, model, evaluation, config, task)
             if wandb_run is not None:
                 log_figures(wandb_run, run_dir, figures, step)

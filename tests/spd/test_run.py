@@ -13,6 +13,7 @@ from spd.config_fingerprint import RunFingerprint, fingerprint_of
 from spd.config_loading import ConfigError
 from spd.metric_names import FIGURE_PREFIX, TOTAL_LOSS, metric_name_problem
 from spd.progress import read_progress
+import spd.run
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.run_summary import RunSummary
@@ -108,6 +109,7 @@ def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
             log_freq=1,
             eval_freq=2,
             image_freq=2,
+            image_on_first_step=True,
             user_metrics=["tests.spd.user_hooks_example:n_modules_metric"],
             user_figures=["tests.spd.user_hooks_example:blank_figure"],
             wandb_project="spd-tests",
@@ -143,6 +145,22 @@ def test_user_metrics_and_figures_and_offline_wandb(tmp_path):
     for key, value in flat.items():
         logged = run.summary[key]
         assert value == logged or (math.isnan(value) and math.isnan(logged)), (key, value, logged)
+
+
+@pytest.mark.parametrize("first_step, drawn_at", [(False, [2, 4]), (True, [0, 2, 4])])
+def test_figures_at_step_0_only_when_asked(first_step, drawn_at, tmp_path, monkeypatch):
+    config = Config.model_validate(
+        tms_config_dict(steps=4, eval_freq=2, image_freq=2, image_on_first_step=first_step)
+    )
+    steps_drawn: list[int] = []
+
+    def save_figures(run_dir, *args):  # drawn right after the evaluation it shows is logged
+        steps_drawn.append(json.loads(run_dir.metrics.read_text().splitlines()[-1])["step"])
+        return []
+
+    monkeypatch.setattr(spd.run, "save_figures", save_figures)
+    run_decomposition(config, tmp_path, progress=False)
+    assert steps_drawn == drawn_at
 
 
 def test_rerun_with_another_config_is_refused_and_leaves_the_run_as_it_was(tmp_path):
