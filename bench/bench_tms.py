@@ -92,7 +92,9 @@ def startup(env: dict[str, str], threads: int, compile_step: bool) -> dict[str, 
         while process.poll() is None:
             if first_step_s is None and os.path.exists(progress):
                 try:
-                    if json.load(open(progress))["step"] >= 1:
+                    with open(progress) as file:
+                        step = json.load(file)["step"]
+                    if step >= 1:
                         first_step_s = time.perf_counter() - started
                 except (OSError, ValueError):
                     pass  # replaced while read: the next poll reads it whole

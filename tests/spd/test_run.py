@@ -8,12 +8,12 @@ import torch
 import wandb
 import yaml
 
+import spd.run
 from spd.config import Config
 from spd.config_fingerprint import RunFingerprint, fingerprint_of
 from spd.config_loading import ConfigError
 from spd.metric_names import FIGURE_PREFIX, TOTAL_LOSS, metric_name_problem
 from spd.progress import read_progress
-import spd.run
 from spd.run import run_decomposition
 from spd.run_dir import RunDir
 from spd.run_summary import RunSummary
