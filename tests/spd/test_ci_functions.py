@@ -97,6 +97,33 @@ def test_compiled_mlp_equals_reference():
     assert_compiled_matches_reference(CASES[1], [(3, 11), (50,)])
 
 
+@pytest.mark.parametrize(("C", "hidden", "rows_last"), [(40, [128], True), (7, [16], False)])
+def test_mlp_in_a_compiled_step_equals_reference(C, hidden, rows_last, monkeypatch):
+    """Inside a compiled training step (`compile_step`), wide `mlp` CI functions run rows last
+    (ROWS_LAST_MIN_HIDDEN), narrow ones the reference math: either way its values and gradients."""
+    ci_fn = perturbed_ci_function("mlp", C, 5, hidden, torch.float32)
+    assert ci_fn.rows_last_suits == rows_last
+    traced_rows_last = []
+    rows_last_forward = type(ci_fn).rows_last_forward
+
+    def recording(self, inner_acts):
+        traced_rows_last.append(True)
+        return rows_last_forward(self, inner_acts)
+
+    monkeypatch.setattr(type(ci_fn), "rows_last_forward", recording)
+    torch._dynamo.reset()
+    step = torch.compile(lambda x: ci_fn(x), dynamic=True)
+    x = torch.randn(3, 11, C, requires_grad=True)
+    grad_out = torch.randn(3, 11, C)
+    out, grads = outputs_and_grads(step, ci_fn, x, grad_out)
+    ref_out, ref_grads = outputs_and_grads(ci_fn.reference_forward, ci_fn, x, grad_out)
+    assert bool(traced_rows_last) == rows_last
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-5)
+    names = ["input", *(name for name, _ in ci_fn.named_parameters())]
+    for name, grad, ref_grad in zip(names, grads, ref_grads):
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[3], CASES[4]])
 def test_compiled_fast_paths_equal_reference_at_every_row_count(case):
