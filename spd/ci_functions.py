@@ -96,10 +96,12 @@ class PerComponentMLP(nn.Module):
         self.kernels = (
             ScalarMLPKernels(compile, C, hidden_dims[0]) if len(hidden_dims) == 1 else None
         )
-        self.rows_last_suits = C * hidden_dims[0] >= ROWS_LAST_MIN_HIDDEN
+        self.rows_last_in_compiled_step = (
+            len(hidden_dims) == 1 and C * hidden_dims[0] >= ROWS_LAST_MIN_HIDDEN
+        )
 
     def forward(self, inner_acts: Tensor) -> Tensor:
-        if self.kernels is not None and torch.compiler.is_compiling() and self.rows_last_suits:
+        if self.rows_last_in_compiled_step and torch.compiler.is_compiling():
             return self.rows_last_forward(inner_acts)
         if plain_autograd_suits(self.kernels, inner_acts):
             return self.reference_forward(inner_acts)

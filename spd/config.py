@@ -182,6 +182,10 @@ class Config(StrictModel):
                 f"image_freq ({self.image_freq}) must be a multiple of eval_freq "
                 f"({self.eval_freq}): figures are drawn at evaluations"
             )
+        if self.image_on_first_step and self.image_freq is None:
+            raise ValueError(
+                "image_on_first_step draws the image_freq figures at step 0 too: set image_freq"
+            )
         if self.compile and self.compile_step:
             raise ValueError(
                 "compile_step compiles the CI functions with the rest of the step: drop compile"

@@ -157,6 +157,7 @@ CASES = [
     Case("unknown sigmoid", ["tms_5-2", "--set", "sigmoid_type=soft"], "sigmoid_type: Input should be"),
     Case("unknown CI function", ["tms_5-2", "--set", "ci_fn_type=transformer"], "ci_fn_type: Input should be"),
     Case("image_freq off the eval grid", ["tms_5-2", "--set", "image_freq=7"], "must be a multiple of eval_freq"),
+    Case("step-0 figures without image_freq", ["tms_5-2", "--set", "image_freq=null", "--set", "image_on_first_step=true"], "image_on_first_step draws the image_freq figures"),
     Case("compile with compile_step", ["tms_5-2", "--set", "compile=true"], "drop compile"),
     Case("anneal window reversed", ["tms_5-2", "--set", "losses.importance_minimality.p_anneal_start_frac=0.9", "--set", "losses.importance_minimality.p_anneal_end_frac=0.1"], "p_anneal_end_frac must be >="),
     Case("unknown task", ["tms_5-2", "--set", "task_config.task_name=vision"], "task_config: Input tag 'vision'"),

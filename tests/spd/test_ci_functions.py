@@ -102,7 +102,7 @@ def test_mlp_in_a_compiled_step_equals_reference(C, hidden, rows_last, monkeypat
     """Inside a compiled training step (`compile_step`), wide `mlp` CI functions run rows last
     (ROWS_LAST_MIN_HIDDEN), narrow ones the reference math: either way its values and gradients."""
     ci_fn = perturbed_ci_function("mlp", C, 5, hidden, torch.float32)
-    assert ci_fn.rows_last_suits == rows_last
+    assert ci_fn.rows_last_in_compiled_step == rows_last
     traced_rows_last = []
     rows_last_forward = type(ci_fn).rows_last_forward
 
