@@ -24,6 +24,7 @@ from spd.components import (
     make_components,
     target_weight,
 )
+from spd.low_rank import Activations, LowRankSum, as_dense
 from spd.sigmoids import SIGMOIDS
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class ComponentModel(nn.Module):
         self._active_masks: dict[str, ModuleMask] = {}
         self._clean_inner_acts: dict[str, Tensor] = {}
         self._weight_deltas: dict[str, Tensor] = {}
-        self._input_cache: dict[str, Tensor] | None = None
+        self._input_cache: dict[str, Activations] | None = None
 
     def _tie(self, source: str, tied: str) -> None:
         """Make `tied` share `source`'s subcomponents, transposed (see TransposedComponents)."""
@@ -149,8 +150,8 @@ class ComponentModel(nn.Module):
         self._input_cache[path] = args[0]
 
     def _replace_output_hook(
-        self, path: str, module: nn.Module, args: tuple[Any, ...], output: Tensor
-    ) -> Tensor | None:
+        self, path: str, module: nn.Module, args: tuple[Any, ...], output: Activations
+    ) -> Activations | None:
         module_mask = self._active_masks.get(path)
         if module_mask is None:
             return None
@@ -164,6 +165,8 @@ class ComponentModel(nn.Module):
             self._weight_deltas.get(path),
             module_mask.delta_mask,
             inner_acts,
+            # A module that writes into a factored residual stream (spd.low_rank) stays factored.
+            low_rank_output=isinstance(output, LowRankSum),
         )
 
     # --- forwards
@@ -190,7 +193,9 @@ class ComponentModel(nn.Module):
         finally:
             self._active_masks, self._clean_inner_acts = {}, {}
 
-    def forward_caching_inputs(self, *args: Any, **kwargs: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward_caching_inputs(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[Tensor, dict[str, Activations]]:
         """The target's output and the input of every decomposed module."""
         self._input_cache = {}
         try:
@@ -211,7 +216,7 @@ class ComponentModel(nn.Module):
         finally:
             self._weight_deltas = {}
 
-    def ci_shape(self, path: str, x: Tensor) -> torch.Size:
+    def ci_shape(self, path: str, x: Activations) -> torch.Size:
         """The shape of the CI (and masks) of module `path` on its input x: one row per position."""
         leading = x.shape if self._reads_token_ids(path) else x.shape[:-1]
         return torch.Size([*leading, self.module_to_c[path]])
@@ -219,23 +224,30 @@ class ComponentModel(nn.Module):
     def _reads_token_ids(self, path: str) -> bool:
         return isinstance(self.components_of(path), EmbeddingComponents)
 
-    def nonzero_rows(self, inputs: dict[str, Tensor]) -> dict[str, Tensor | None]:
+    def nonzero_rows(self, inputs: dict[str, Activations]) -> dict[str, Tensor | None]:
         """Per module, the indices of the input rows (positions flattened) that are not all zero;
         None where every row is non-zero or the input is token ids. See `_pre_sigmoid_ci`.
+        A factored input's rows count as non-zero where a coefficient is: a superset, which
+        only runs the CI function on a few zero rows explicitly.
 
         Data-dependent shapes: computed before the step's compiled part, which takes them in.
         """
         out: dict[str, Tensor | None] = {}
         for path, x in inputs.items():
-            if self._reads_token_ids(path):
+            if self._reads_token_ids(path) or (
+                isinstance(x, LowRankSum) and not x.zero_rows_possible()
+            ):
                 out[path] = None
                 continue
-            index = nonzero_row_mask(x.flatten(0, -2)).nonzero().squeeze(-1)
+            rows = x.all_coeffs() if isinstance(x, LowRankSum) else x
+            index = nonzero_row_mask(rows.flatten(0, -2)).nonzero().squeeze(-1)
             out[path] = None if len(index) == math.prod(x.shape[:-1]) else index
         return out
 
     def causal_importances(
-        self, inputs: dict[str, Tensor], nonzero_rows: dict[str, Tensor | None] | None = None
+        self,
+        inputs: dict[str, Activations],
+        nonzero_rows: dict[str, Tensor | None] | None = None,
     ) -> CausalImportances:
         if nonzero_rows is None:
             nonzero_rows = self.nonzero_rows(inputs)
@@ -244,6 +256,8 @@ class ComponentModel(nn.Module):
             x = inputs[path]
             if reads_inner_acts(self.ci_fn_type):
                 x = inner_acts[path] = self.components_of(path).inner_acts(x)
+            else:
+                x = as_dense(x)
             pre_sigmoid = self._pre_sigmoid_ci(path, x, nonzero_rows[path])
             lower[path] = self.lower_sigmoid(pre_sigmoid)
             upper[path] = self.upper_sigmoid(pre_sigmoid)

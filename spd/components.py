@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spd.low_rank import Activations, LowRankSum
+
 
 def target_weight(module: nn.Module) -> Tensor:
     """The module's weight in nn.Linear layout (d_out, d_in); embeddings give (d_emb, vocab)."""
@@ -55,27 +57,39 @@ class Components(nn.Module):
         """Σ_c of the subcomponents, (d_out, d_in)."""
         return (self.V @ self.U).T
 
-    def inner_acts(self, x: Tensor) -> Tensor:
+    def inner_acts(self, x: Activations) -> Tensor:
         """x @ V, shape (..., C): how strongly each subcomponent reads its input."""
         return x @ self.V
 
     def forward(
         self,
-        x: Tensor,
+        x: Activations,
         mask: Tensor,
         weight_delta: Tensor | None = None,
         delta_mask: Tensor | None = None,
         inner_acts: Tensor | None = None,
-    ) -> Tensor:
-        """`inner_acts`: x @ V when the caller has it already (computed on this same x)."""
+        low_rank_output: bool = False,
+    ) -> Activations:
+        """`inner_acts`: x @ V when the caller has it already (computed on this same x).
+        `low_rank_output`: return the output factored, (acts * mask) @ U (+ the delta term's
+        (x * delta_mask) @ weight_deltaᵀ), for a factored residual stream (spd.low_rank)."""
         acts = self.inner_acts(x) if inner_acts is None else inner_acts
+        if low_rank_output:
+            if not isinstance(x, Tensor):
+                raise TypeError("a factored output needs a dense input")
+            factored = LowRankSum.product(acts * mask, self.U, self.bias)
+            if weight_delta is not None and delta_mask is not None:
+                factored = factored + LowRankSum.product(
+                    x * delta_mask.unsqueeze(-1), weight_delta.T
+                )
+            return factored
         # F.linear adds the bias inside the matmul (addmm): no extra pass over the output.
         out = F.linear(acts * mask, self.U.T, self.bias)
         if weight_delta is not None and delta_mask is not None:
             out = out + delta_mask.unsqueeze(-1) * self.delta_out(x, weight_delta)
         return out
 
-    def delta_out(self, x: Tensor, weight_delta: Tensor) -> Tensor:
+    def delta_out(self, x: Activations, weight_delta: Tensor) -> Tensor:
         return x @ weight_delta.T
 
 

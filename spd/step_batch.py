@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from spd.component_model import ComponentModel, nonzero_row_mask
+from spd.low_rank import Activations, as_dense
 
 
 @dataclass
@@ -27,7 +28,7 @@ class StepBatch:
     """Target-model inputs."""
     target_out: Tensor
     """The target's output on them."""
-    inputs: dict[str, Tensor]
+    inputs: dict[str, Activations]
     """Each decomposed module's input."""
     row_weights: Tensor | None = None
     """How many original rows each row stands for; None: one each."""
@@ -61,7 +62,7 @@ def zero_row_is_trivial(model: ComponentModel, batch: Tensor) -> bool:
     layers), so it is checked on the target, one row, every step: the target is frozen, but
     this keeps the check free of state."""
     _, inputs = model.forward_caching_inputs(batch.new_zeros(1, *batch.shape[1:]))
-    return all(bool(x.eq(0).all()) for x in inputs.values())
+    return all(bool(as_dense(x).eq(0).all()) for x in inputs.values())
 
 
 def weighted_row_mean(values: Tensor, row_weights: Tensor | None) -> Tensor:

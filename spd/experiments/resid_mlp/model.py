@@ -1,11 +1,17 @@
 """The residual MLP: sparse features written into a residual stream by a fixed random embedding,
-processed by n_layers MLP blocks, and read off by the transposed embedding."""
+processed by n_layers MLP blocks, and read off by the transposed embedding.
+
+The residual stream is kept factored (spd.low_rank): x W_E + Σ_layers h_l W_out_lᵀ is never
+materialised, since everything reads it through a matrix. With d_embed = 1000 against 100
+features and d_mlp = 50, that is most of the matmul work of an SPD step saved.
+"""
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spd.experiments.resid_mlp.task_config import ResidMLPTargetConfig
+from spd.low_rank import LowRankSum
 
 
 def random_unit_embedding(n_features: int, d_embed: int, seed: int) -> Tensor:
@@ -14,28 +20,29 @@ def random_unit_embedding(n_features: int, d_embed: int, seed: int) -> Tensor:
     return F.normalize(torch.randn(n_features, d_embed, generator=generator), dim=1)
 
 
-def embed_sparse(x: Tensor, W_E: Tensor) -> Tensor:
-    """x @ W_E for rows x (n, n_features), as the weighted sum of the W_E rows of each row's
-    active features.
+class ResidualReader(nn.Linear):
+    """An nn.Linear that reads the factored residual stream (or a plain tensor)."""
 
-    Inputs are sparse (about one active feature per row at p = 0.01), so looking those rows up
-    (F.embedding_bag) costs a fraction of the dense matmul that every masked forward repeats.
-    The lookup gives no gradient to x's zero entries: use it only for inputs that need none.
-    """
-    rows, features = x.nonzero(as_tuple=True)
-    first_of_row = torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
-    return F.embedding_bag(
-        features, W_E, first_of_row, mode="sum", per_sample_weights=x[rows, features]
-    )
+    def forward(self, resid: Tensor | LowRankSum) -> Tensor:
+        if isinstance(resid, LowRankSum):
+            return resid.linear(self.weight, self.bias)
+        return super().forward(resid)
+
+
+class ResidualWriter(nn.Linear):
+    """An nn.Linear whose output, written into the residual stream, stays factored: h @ Wᵀ + b."""
+
+    def forward(self, h: Tensor) -> LowRankSum:  # type: ignore[override]
+        return LowRankSum.product(h, self.weight.T, self.bias)
 
 
 class MLPBlock(nn.Module):
     def __init__(self, d_embed: int, d_mlp: int, in_bias: bool, out_bias: bool):
         super().__init__()
-        self.mlp_in = nn.Linear(d_embed, d_mlp, bias=in_bias)
-        self.mlp_out = nn.Linear(d_mlp, d_embed, bias=out_bias)
+        self.mlp_in = ResidualReader(d_embed, d_mlp, bias=in_bias)
+        self.mlp_out = ResidualWriter(d_mlp, d_embed, bias=out_bias)
 
-    def forward(self, resid: Tensor) -> Tensor:
+    def forward(self, resid: LowRankSum) -> LowRankSum:
         return self.mlp_out(F.relu(self.mlp_in(resid)))
 
 
@@ -60,10 +67,7 @@ class ResidMLP(nn.Module):
         return self.W_E.T
 
     def forward(self, x: Tensor) -> Tensor:
-        # Dense inside a compiled step (compile_step): the lookup's nonzero() would split the
-        # graph. The forwards of one step share x, so the compiler can compute the product once.
-        dense = x.requires_grad or x.dim() != 2 or torch.compiler.is_compiling()
-        resid = x @ self.W_E if dense else embed_sparse(x, self.W_E)
+        resid = LowRankSum.product(x, self.W_E)
         for layer in self.layers:
             resid = resid + layer(resid)
         return resid @ self.W_U

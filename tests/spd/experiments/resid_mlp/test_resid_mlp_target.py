@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from spd.experiments.resid_mlp.model import ResidMLP, embed_sparse
+from spd.experiments.resid_mlp.model import ResidMLP
 from spd.experiments.resid_mlp.task_config import ResidMLPTargetConfig
 from spd.experiments.resid_mlp.train_target import VALUE_RANGE, labels, train_resid_mlp_target
 from spd.sparse_features import sample_sparse_features
@@ -61,16 +61,31 @@ def test_trained_target_computes_relu_beyond_the_residual_path():
     assert trained < 0.5 * residual_only
 
 
-def test_sparse_embedding_lookup_equals_the_matmul():
-    W_E = ResidMLP(SMALL).W_E
+def dense_forward(model: ResidMLP, x: torch.Tensor) -> torch.Tensor:
+    resid = x @ model.W_E
+    for layer in model.layers:
+        hidden = F.relu(F.linear(resid, layer.mlp_in.weight, layer.mlp_in.bias))
+        resid = resid + F.linear(hidden, layer.mlp_out.weight, layer.mlp_out.bias)
+    return resid @ model.W_U
+
+
+def test_factored_residual_stream_computes_the_dense_forward_and_its_gradients():
+    torch.manual_seed(0)
+    model = ResidMLP(SMALL.model_copy(update={"in_bias": True, "out_bias": True}))
+    for layer in model.layers:
+        torch.nn.init.normal_(layer.mlp_in.bias)
+        torch.nn.init.normal_(layer.mlp_out.bias)
     x = torch.randn(40, 20) * (torch.rand(40, 20) < 0.1)
     x[:3] = 0.0  # rows with no active feature
     x[3] = torch.randn(20)  # a dense row
-    torch.testing.assert_close(embed_sparse(x, W_E), x @ W_E)
-    model = ResidMLP(SMALL)
-    x_with_grad = x.clone().requires_grad_(
-        True
-    )  # the matmul path, which gives every entry a gradient
-    torch.testing.assert_close(model(x), model(x_with_grad))
-    model(x_with_grad).sum().backward()
-    assert (x_with_grad.grad[:3] != 0).all()
+    factored_x, dense_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    factored, dense = model(factored_x), dense_forward(model, dense_x)
+    torch.testing.assert_close(factored, dense)
+    factored.square().sum().backward()
+    dense.square().sum().backward()
+    torch.testing.assert_close(factored_x.grad, dense_x.grad)
+    assert (factored_x.grad[:3] != 0).all()  # zero entries get their gradient too
+    # The modules still take plain tensors.
+    layer = model.layers[0]
+    resid = x @ model.W_E
+    torch.testing.assert_close(layer.mlp_in(resid), F.linear(resid, layer.mlp_in.weight, layer.mlp_in.bias))
