@@ -7,7 +7,10 @@ fp32 and with bf16 autocast, it times four implementations of the step, which gi
     compiled   the same, fused by torch.compile (`compile: true`, resid_mlp2/3's setting)
     step       the whole step as one compiled graph (`compile_step: true`, plain math inside;
                resid_mlp1's setting)
-Each measurement runs in its own process, so that peak RSS is its own. The targets are random (not
+Every path keeps the residual stream factored (spd.low_rank). Each row also prints the matrix
+products' GFLOP per step and `bound ms`, the time they take at least at this machine's fp32 rate
+(CPU_GFLOPS_PER_THREAD per thread): what is left of a step beyond it is elementwise work, mostly
+the CI functions. Each measurement runs in its own process, so that peak RSS is its own. The targets are random (not
 trained): speed does not depend on the weights. resid_mlp3 runs with C = 500 in all six modules,
 the research code's setting, unless --config-c is given.
 
@@ -65,19 +68,28 @@ if device.type == "cuda":
 elapsed = time.perf_counter() - started
 peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-matmul_ms = None
-if count_matmuls:  # after the timing: the profiler slows the step down
-    from torch.profiler import profile
-    with profile() as prof:
-        for step in range(int(warmup) + int(n_steps), int(warmup) + 2 * int(n_steps)):
-            trainer.train_step(step)
-    matmul_ms = sum(e.self_cpu_time_total for e in prof.key_averages()
-                    if e.key in MATMULS) / 1e3 / int(n_steps)
+# After the timing, a few more steps under the profiler (it slows them down): the matrix products'
+# FLOPs per step, and with --matmuls the CPU time they took.
+from torch.profiler import profile
+n_profiled = min(int(n_steps), 20)
+first = int(warmup) + int(n_steps)
+with profile(with_flops=True) as prof:
+    for step in range(first, first + n_profiled):
+        trainer.train_step(step)
+matmuls = [e for e in prof.key_averages() if e.key in MATMULS]
+matmul_flops = sum(e.flops for e in matmuls) / n_profiled
+matmul_ms = sum(e.self_cpu_time_total for e in matmuls) / 1e3 / n_profiled if count_matmuls else None
 print(json.dumps({
     "steps_per_s": int(n_steps) / elapsed, "peak_mib": peak / 2**20, "device": device.type,
     "warmup_s": warmup_s, "loss": float(terms["loss/total"]), "matmul_ms": matmul_ms,
+    "matmul_gflop": matmul_flops / 1e9,
 }))
 """
+
+CPU_GFLOPS_PER_THREAD = 92
+"""fp32 matmul throughput of one thread of the development machine: `bound ms` is the step's
+matmul FLOPs at that rate, the time no implementation of the same products can beat there (on a
+GPU the column means nothing)."""
 
 STEPS = {"resid_mlp3": (1, 2)}
 """(warm-up steps, timed steps) per experiment; the others take (5, 200): on this noisy VM, fewer
@@ -122,7 +134,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--experiments", default="resid_mlp1,resid_mlp3")
-    parser.add_argument("--paths", default="reference,fast,compiled")
+    parser.add_argument("--paths", default="reference,fast,compiled,step")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument(
         "--config-c",
@@ -139,7 +151,8 @@ def main() -> None:
     env = dict(os.environ)
     print(
         f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
-        f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12} {'matmul ms':>9}  device"
+        f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12} {'GFLOP':>6} {'bound ms':>8} "
+        f"{'matmul ms':>9}  device"
     )
     for experiment in args.experiments.split(","):
         for precision in args.precisions.split(","):
@@ -150,10 +163,12 @@ def main() -> None:
                     args.matmuls, env,
                 )
                 matmul_ms = "-" if r["matmul_ms"] is None else f"{r['matmul_ms']:.1f}"
+                bound_ms = 1e3 * r["matmul_gflop"] / (CPU_GFLOPS_PER_THREAD * args.threads)
                 print(
                     f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
                     f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
-                    f"{r['loss']:>12.6g} {matmul_ms:>9}  {r['device']}",
+                    f"{r['loss']:>12.6g} {r['matmul_gflop']:>6.2f} {bound_ms:>8.1f} "
+                    f"{matmul_ms:>9}  {r['device']}",
                     flush=True,
                 )
 

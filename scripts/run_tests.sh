@@ -6,6 +6,7 @@
 # when it can (root, apt available) and stops it afterwards. Where it cannot, the SLURM tests skip
 # with a loud reason -- except under CI=true, where a cluster that does not start fails the run.
 # Set SPD_TEST_SLURM=0 to leave the cluster alone (the SLURM tests then skip).
+# Tests run in two worker processes (pytest-xdist); SPD_TEST_WORKERS=0 runs them serially.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SPD_CACHE_DIR="${SPD_CACHE_DIR:-$(mktemp -d -t spd-cache.XXXXXX)}"
@@ -38,5 +39,15 @@ if [ "${SPD_TEST_SLURM:-1}" = 1 ] && [ -z "${SLURM_CONF:-}" ]; then
   fi
 fi
 
+# Two pytest-xdist workers, one thread each (two cores, no oversubscription): the SLURM tests
+# mostly wait on their jobs, and the other worker computes meanwhile (tests/conftest.py keeps the
+# SLURM tests in one worker). SPD_TEST_WORKERS=0 runs everything in this process, serially.
+workers="${SPD_TEST_WORKERS:-2}"
+parallel=()
+if [ "$workers" != 0 ]; then
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  parallel=(-n "$workers" --dist loadgroup)
+fi
+
 # The slowest tests, so that a suite growing past its 10 minutes shows where.
-.venv/bin/python -m pytest --durations=15 "$@"
+.venv/bin/python -m pytest --durations=15 "${parallel[@]}" "$@"

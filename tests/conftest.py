@@ -36,3 +36,25 @@ def tms_config_dict(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def tms_config() -> dict[str, Any]:
     return tms_config_dict()
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The pytest-xdist worker group of a test: the SLURM tests share the cluster and wait on
+    its jobs, so they stay together, one at a time as in a serial run (test_install's SLURM
+    tests included, with the wheel its module builds once); the report tests share one sweep
+    (finished_sweep), which each worker would otherwise run again."""
+    fixtures = getattr(item, "fixturenames", ())
+    if "slurm_cluster" in fixtures or item.path.name == "test_install.py":
+        return "slurm"
+    if "finished_sweep" in fixtures:
+        return "report_sweep"
+    return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """`make test` runs two pytest-xdist workers (--dist loadgroup, scripts/run_tests.sh): each
+    group runs in one worker, the other tests wherever a worker is free. (Marked as each test is
+    collected: xdist reads the groups in its own pytest_collection_modifyitems.)"""
+    group = xdist_group(item)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))

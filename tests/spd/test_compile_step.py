@@ -17,8 +17,8 @@ def tms_config(compile_step: bool) -> Config:
 
 
 def resid_mlp_config(compile_step: bool) -> Config:
-    # Two layers: the second layer's input depends on the first's masked output; the embedding
-    # is a dense product inside the graph and a sparse lookup in eager mode.
+    # Two layers: the second layer's input depends on the first's masked output, and the
+    # residual stream is factored (spd.low_rank) in both modes.
     return Config.model_validate(small_resid_mlp_config(compile_step=compile_step, compile=False))
 
 
