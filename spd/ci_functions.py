@@ -81,6 +81,16 @@ def plain_autograd_suits(kernels: ScalarMLPKernels | VectorMLPKernels | None, x:
     )
 
 
+def gelu(x: Tensor) -> Tensor:
+    """Exact GELU. Inside a compiled graph it is written out as x·Φ(x), the same function: the
+    compiler then evaluates Φ's erf once per element and keeps it for the backward, where
+    F.gelu's backward evaluates it again (resid_mlp1's CI MLP: 10.0 vs 12.9 ms forward and
+    backward on 2 CPU threads). Eager mode keeps F.gelu's single kernel."""
+    if torch.compiler.is_compiling():
+        return x * (0.5 + 0.5 * torch.erf(x * (1 / math.sqrt(2))))
+    return F.gelu(x)
+
+
 class PerComponentMLP(nn.Module):
     """`mlp`: scalar -> hidden dims -> scalar for each component, GELU between layers."""
 
@@ -117,7 +127,7 @@ class PerComponentMLP(nn.Module):
         the compiler turns into fast loops (ROWS_LAST_MIN_HIDDEN)."""
         first = self.hidden[0]
         a_t = inner_acts.reshape(-1, inner_acts.shape[-1]).T
-        h = F.gelu(scalar_mlp_pre_rows_last(a_t, first.W[:, 0, :], first.b))
+        h = gelu(scalar_mlp_pre_rows_last(a_t, first.W[:, 0, :], first.b))
         out = (h * self.out.W[:, :, 0].unsqueeze(-1)).sum(1).T + self.out.b[:, 0]
         return out.reshape(inner_acts.shape)
 
@@ -125,9 +135,9 @@ class PerComponentMLP(nn.Module):
         """The plain autograd math, which keeps every hidden activation for backward."""
         first, *rest = self.hidden
         # in_dim 1 and out_dim 1 make the first and last layers broadcasts, not matmuls.
-        h = F.gelu(torch.addcmul(first.b, inner_acts.unsqueeze(-1), first.W[:, 0, :]))
+        h = gelu(torch.addcmul(first.b, inner_acts.unsqueeze(-1), first.W[:, 0, :]))
         for layer in rest:
-            h = F.gelu(layer(h))
+            h = gelu(layer(h))
         return (h * self.out.W[:, :, 0]).sum(-1) + self.out.b[:, 0]
 
 
@@ -162,9 +172,9 @@ class PerComponentVectorMLP(nn.Module):
 
     def reference_forward(self, x: Tensor) -> Tensor:
         """The plain autograd math, which keeps every hidden activation for backward."""
-        h = F.gelu(x @ self.W_in + self.b_in).unflatten(-1, (self.C, self.first_dim))
+        h = gelu(x @ self.W_in + self.b_in).unflatten(-1, (self.C, self.first_dim))
         for layer in self.hidden:
-            h = F.gelu(layer(h))
+            h = gelu(layer(h))
         return self.out(h).squeeze(-1)
 
 
