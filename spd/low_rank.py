@@ -9,6 +9,7 @@ its backward likewise: about a tenth of a dense resid_mlp step's matmul work. Th
 dense ones up to float rounding (the products are associated differently).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,11 +42,7 @@ class LowRankSum:
 
     def __matmul__(self, matrix: Tensor) -> Tensor:
         """The dense product self @ matrix (d, m), computed term by term as coeffs @ (basis @ matrix)."""
-        (coeffs, basis), *rest = self.terms
-        out = coeffs @ (basis @ matrix)
-        for coeffs, basis in rest:
-            out = out + coeffs @ (basis @ matrix)
-        return out if self.bias is None else out + self.bias @ matrix
+        return self._summed(lambda basis: basis @ matrix)
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """F.linear(self, weight, bias): self @ weight.T + bias."""
@@ -53,11 +50,15 @@ class LowRankSum:
         return out if bias is None else out + bias
 
     def dense(self) -> Tensor:
+        return self._summed(lambda basis: basis)
+
+    def _summed(self, read: Callable[[Tensor], Tensor]) -> Tensor:
+        """Σ coeffs @ read(basis) + read(bias): `read` maps the d axis (the identity, or @ M)."""
         (coeffs, basis), *rest = self.terms
-        out = coeffs @ basis
+        out = coeffs @ read(basis)
         for coeffs, basis in rest:
-            out = out + coeffs @ basis
-        return out if self.bias is None else out + self.bias
+            out = out + coeffs @ read(basis)
+        return out if self.bias is None else out + read(self.bias)
 
     def zero_rows_possible(self) -> bool:
         """Whether a row can be zero for want of any term: only without a (non-zero) bias."""
