@@ -85,12 +85,13 @@ init_paths() {
     # slurm.conf's directory is also where slurmdbd.conf and cgroup.conf are looked up.
     export SLURM_CONF="${SLURM_CONF_FILE}"
     NODE_NAME="$(hostname -s)"
-    # A job's first node must be this host's name: torchrun's rendezvous connects to it. The
-    # second needs no address of its own (NodeAddr), nor can it be `localhost`, which SLURM
-    # replaces with this host's name.
+    # With 2 nodes, neither is named after this host: both are reached at NodeAddr 127.0.0.1,
+    # and so a job meets at its first node's NodeAddr, not at a name (as on clusters whose node
+    # names do not resolve). Neither can be `localhost`, which SLURM replaces with this host's
+    # name.
     case "${N_NODES}" in
         1) NODE_NAMES=("${NODE_NAME}") ;;
-        2) NODE_NAMES=("${NODE_NAME}" "${NODE_NAME}-b") ;;
+        2) NODE_NAMES=("spd-node-a" "spd-node-b") ;;
         *) die "SPD_SLURM_NODES=${N_NODES}: give 1 or 2" ;;
     esac
 }
