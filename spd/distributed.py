@@ -13,6 +13,12 @@ together with the logged terms and the alive tracker's firing flags) are the glo
 and every rank applies the same optimizer step. Generators, tracker and parameters stay
 identical on every rank: rank 0's checkpoint is the whole state, and it resumes with any number
 of ranks.
+
+A streamed dataset is the exception (Task.rank_sampler): drawing the global batch would have
+every rank read and tokenize all of it, so each rank reads only its own share of the stream and
+draws its own rows (mask noise is still drawn for the whole step). Each rank's data generator
+then holds its own place in its share; the checkpoint keeps one per rank, and resumes with as
+many ranks only.
 """
 
 import contextlib
@@ -86,6 +92,15 @@ class DataParallel:
         if self.distributed:
             with collective(self, "a training step"):
                 dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value` (picklable), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        with collective(self, "a checkpoint"):
+            dist.all_gather_object(values, value)
+        return values
 
     def broadcast_from_main(self, value: Any) -> Any:
         """Rank 0's `value` (picklable), on every rank."""

@@ -309,6 +309,8 @@ def _run(
     if checkpoint is not None:
         try:
             trainer.load_state_dict(checkpoint)
+        except ConfigError:
+            raise
         except (RuntimeError, KeyError, ValueError) as e:
             raise ConfigError(
                 f"checkpoint {run_dir.checkpoint} does not fit this config's model "

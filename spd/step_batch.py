@@ -79,17 +79,23 @@ def run_target(
     batch: Tensor,
     independent_rows: bool,
     part_of: Callable[[int], slice] | None = None,
+    *,
+    drawn_part: tuple[slice, int] | None = None,
 ) -> StepBatch:
     """The target's output and module inputs on `batch` (compacted first when rows are
     independent and zero rows trivial: the target then runs on the kept rows only), with each
     input's non-zero rows. `part_of(n_rows)` picks the rows this process computes (spd.distributed);
     a process left without rows takes a copy of the last with share 0, so that its losses stay
-    finite and its gradients zero."""
+    finite and its gradients zero. `drawn_part=(part, n_rows)`: `batch` is already the rows
+    `part` of a step of `n_rows` rows, drawn by this process alone (Task.rank_sampler)."""
     row_weights = None
     if independent_rows and zero_row_is_trivial(model, batch):
         batch, row_weights = compact_zero_rows(batch)
     n_step_rows, part, share = len(batch), None, 1.0
-    if part_of is not None:
+    if drawn_part is not None:
+        part, n_step_rows = drawn_part
+        share = len(batch) / n_step_rows
+    elif part_of is not None:
         part = part_of(n_step_rows)
         total_weight = n_step_rows if row_weights is None else float(row_weights.sum())
         if part.start == part.stop:

@@ -38,3 +38,13 @@ class Task:
     sample_eval_batch: BatchSampler | None = None
     """Inputs for evaluation when they differ from training's (a held-out split); None: sample_batch."""
     eval_metrics: EvalMetrics | None = None
+    rank_sampler: Callable[[int, int], BatchSampler] | None = None
+    """(rank, world size) -> a sampler of that rank's own share of the training data, for data too
+    costly for every rank to read whole (a stream). A data-parallel rank then draws only its own
+    rows, and its generator holds its own place in the data (spd.train keeps each rank's in the
+    checkpoint). None: every rank draws the whole batch and takes its part."""
+
+    def __post_init__(self) -> None:
+        if self.rank_sampler is not None and self.independent_rows:
+            # Compacting zero rows needs the whole batch to split it the same way on every rank.
+            raise ValueError("a task with a rank_sampler cannot have independent_rows")

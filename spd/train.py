@@ -13,6 +13,7 @@ from tqdm import tqdm
 from spd.atomic_io import atomic_torch_save
 from spd.component_model import ComponentModel
 from spd.config import Config
+from spd.config_loading import ConfigError
 from spd.distributed import DataParallel
 from spd.divergence import DivergenceGuard
 from spd.evaluate import Evaluation, evaluate
@@ -52,6 +53,13 @@ class Trainer:
         self.params = [p for p in model.components.parameters()] + list(model.ci_fns.parameters())
         # fused: one kernel for all parameters instead of ~25 small ops per tensor
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0, fused=True)
+        # A rank that reads only its own share of the data (a split stream) has a data
+        # generator of its own; otherwise every rank draws the whole batch from the same one.
+        rank_sampler = task.rank_sampler if dp.distributed else None
+        self.reads_own_share = rank_sampler is not None
+        self.sample_batch = (
+            task.sample_batch if rank_sampler is None else rank_sampler(dp.rank, dp.world_size)
+        )
         self.data_generator = torch.Generator(device=device).manual_seed(config.seed)
         self.mask_generator = torch.Generator(device=device).manual_seed(config.seed + MASK_SEED_OFFSET)
         self.tracker = AliveComponentsTracker(
@@ -70,11 +78,16 @@ class Trainer:
 
     # --- checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """The whole training state (called on every rank: ranks that read their own share of the
+        data gather their data generators, one row per rank)."""
+        data_state = self.data_generator.get_state()
+        if self.reads_own_share:
+            data_state = torch.stack(self.dp.gather(data_state))
         return {
             "next_step": self.next_step,
             "model": self.model.trainable_state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "data_generator": self.data_generator.get_state(),
+            "data_generator": data_state,
             "mask_generator": self.mask_generator.get_state(),
             "tracker": self.tracker.state_dict(),
         }
@@ -83,15 +96,37 @@ class Trainer:
         self.next_step = state["next_step"]
         self.model.load_trainable_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.data_generator.set_state(state["data_generator"])
+        self.data_generator.set_state(self.own_data_state(state["data_generator"]))
         self.mask_generator.set_state(state["mask_generator"])
         self.tracker.load_state_dict(state["tracker"])
+
+    def own_data_state(self, data_state: torch.Tensor) -> torch.Tensor:
+        """This rank's data generator state in a checkpoint's: one row per rank when each rank
+        read its own share of the data, which only as many ranks can resume."""
+        taken_by = data_state.shape[0] if data_state.dim() == 2 else None
+        resumed_by = self.dp.world_size if self.reads_own_share else None
+        if taken_by is None and resumed_by is not None:
+            raise ConfigError(
+                "the checkpoint was taken by one process reading the whole streamed dataset, "
+                f"which {resumed_by} processes would split between them: resume it in one "
+                "process (without --nproc), or start over with --no-resume"
+            )
+        if taken_by != resumed_by:
+            raise ConfigError(
+                f"the checkpoint was taken by {taken_by} processes, each reading its own part of "
+                f"the streamed dataset: resume it with --nproc {taken_by}, or start over with "
+                "--no-resume"
+            )
+        # A copy: Generator.set_state reads a view's storage from its start (a row other than
+        # the first crashes torch 2.13).
+        return data_state if taken_by is None else data_state[self.dp.rank].clone()
 
     def save_checkpoint(self, run_dir: RunDir) -> None:
         # The checkpoint on disk must stay the last finite one: a resume starts from it.
         self.check_finite()
+        state = self.state_dict()  # on every rank: it may gather from every rank
         if self.dp.is_main:
-            atomic_torch_save(run_dir.checkpoint, self.state_dict())
+            atomic_torch_save(run_dir.checkpoint, state)
 
     def check_finite(self) -> None:
         """Raise TrainingDiverged if a loss so far, or a trainable parameter, is non-finite."""
@@ -140,15 +175,24 @@ class Trainer:
         lr = lr_at(step, config.steps, config.lr, config.lr_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        # Every rank draws the whole batch, and computes its part (spd.distributed).
-        batch = self.task.sample_batch(config.batch_size, self.data_generator)
+        # Every rank draws the whole batch, and computes its part (spd.distributed), or draws
+        # only its part from its own share of the data (Task.rank_sampler).
         part_of = self.dp.rows if self.dp.distributed else None
+        drawn_part = None
+        if self.reads_own_share:
+            own_rows = self.dp.rows(config.batch_size)
+            drawn_part = (own_rows, config.batch_size)
+            batch = self.sample_batch(own_rows.stop - own_rows.start, self.data_generator)
+        else:
+            batch = self.sample_batch(config.batch_size, self.data_generator)
         # p as a tensor: an annealed float would make the compiled step recompile every step.
         p = torch.tensor(
             annealed_p(config.losses.importance_minimality, step, config.steps), device=self.device
         )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
-            data = run_target(self.model, batch, self.task.independent_rows, part_of)
+            data = run_target(
+                self.model, batch, self.task.independent_rows, part_of, drawn_part=drawn_part
+            )
             noise = draw_loss_noise(self.model, data, config, self.mask_generator)
             total, terms, ci_lower = self.compiled_step_losses(data, noise, p)
         fired = self.tracker.fired(ci_lower)

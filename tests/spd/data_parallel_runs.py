@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,26 @@ def assert_same_run(one: Path, two: Path, rel: float = TOLERANCE, atol: float = 
         torch.testing.assert_close(params_two[name], value, atol=atol, rtol=0, msg=name)
 
 
+def rank_pid(launcher: subprocess.Popen[str], rank: int) -> int | None:
+    """The pid of the process of `rank` started (through torchrun) by `launcher`, if running."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and f"PPid:\t{launcher.pid}" in status:
+            return int(entry.name)
+    return None
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 300) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -8,8 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +26,10 @@ from tests.spd.data_parallel_runs import (
     TOLERANCE,
     assert_same_run,
     decompose,
+    rank_pid,
     set_flags,
     trained_parameters,
+    wait_for,
 )
 
 CORES = len(os.sched_getaffinity(0))
@@ -66,31 +66,6 @@ def test_two_ranks_compute_what_one_process_computes(experiment, tmp_path):
     for path, module in modules_one.items():
         numbers = {k: v for k, v in module.items() if k != "pattern"}
         assert {k: modules_two[path][k] for k in numbers} == pytest.approx(numbers, rel=TOLERANCE)
-
-
-def rank_pid(launcher: subprocess.Popen[str], rank: int) -> int | None:
-    """The pid of the process of `rank` started (through torchrun) by `launcher`, if running."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ and f"PPid:\t{launcher.pid}" in status:
-            return int(entry.name)
-    return None
-
-
-def wait_for(condition: Any, what: str, timeout_s: float = 300) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_path):

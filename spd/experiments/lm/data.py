@@ -10,8 +10,13 @@ Both samplers are reproducible from the generator alone, the only data state a c
   read position is kept in the generator's seed: each batch reseeds the generator with the
   position after it, so a generator restored from a checkpoint resumes the stream exactly where
   the run stopped, and a freshly seeded generator (evaluation) starts at the beginning.
+
+With several data-parallel ranks a stream is split between them (`StreamSampler.shard`, through
+`datasets.distributed.split_dataset_by_node`): each rank reads and tokenizes only its own
+documents, and its generator holds its own position in its share.
 """
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +25,7 @@ import datasets
 import numpy as np
 import pyarrow.compute as pc
 import torch
+from datasets.distributed import split_dataset_by_node
 from torch import Tensor
 
 from spd.experiments.lm.task_config import LMDatasetConfig
@@ -134,15 +140,27 @@ class StreamSampler:
     """Readers kept open by position: training and evaluation each continue their own."""
 
     def __init__(self, dataset: Any, tokenize: Tokenize, config: LMDatasetConfig,
-                 max_seq_len: int, vocab_size: int, device: torch.device):
+                 max_seq_len: int, vocab_size: int, device: torch.device,
+                 rank: int = 0, world_size: int = 1):
         self.dataset, self.tokenize, self.config = dataset, tokenize, config
         self.max_seq_len, self.vocab_size, self.device = max_seq_len, vocab_size, device
+        self.rank, self.world_size = rank, world_size
         self.readers: dict[StreamPosition, Iterator[dict[str, Any]]] = {}
+
+    def shard(self, rank: int, world_size: int) -> "StreamSampler":
+        """A sampler of rank `rank`'s share of the stream: every rank shuffles the stream alike,
+        then keeps its own shards of the files (or every world_size-th document)."""
+        return StreamSampler(self.dataset, self.tokenize, self.config, self.max_seq_len,
+                             self.vocab_size, self.device, rank, world_size)
 
     def open(self, position: StreamPosition) -> Iterator[dict[str, Any]]:
         seed = int(np.random.SeedSequence([self.config.seed, position.epoch]).generate_state(1)[0])
-        shuffled = self.dataset.shuffle(seed=seed, buffer_size=self.config.shuffle_buffer)
-        return iter(shuffled.skip(position.documents))
+        stream = self.dataset.shuffle(seed=seed, buffer_size=self.config.shuffle_buffer)
+        if self.world_size > 1:
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
+        # Not stream.skip(): `datasets` applies a skip before the split between ranks, whereas
+        # the position counts this rank's documents.
+        return itertools.islice(iter(stream), position.documents, None)
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> Tensor:
         position = StreamPosition.of(generator)

@@ -40,7 +40,7 @@ def build_lm_task(
     progress: bool,
 ) -> Task:
     # transformers and datasets take seconds to import: only lm runs import them.
-    from spd.experiments.lm.data import make_sampler
+    from spd.experiments.lm.data import StreamSampler, make_sampler
     from spd.experiments.lm.pretrained import vocab_size
     from spd.experiments.lm.target import load_target
 
@@ -53,10 +53,14 @@ def build_lm_task(
         return make_sampler(dataset, split, tokenizer, task_config.max_seq_len, n_tokens, device)
 
     eval_split = dataset.eval_split or dataset.train_split
+    train = sampler(dataset.train_split)
     return Task(
         target=model,
-        sample_batch=sampler(dataset.train_split),
+        sample_batch=train,
         sample_eval_batch=None if eval_split == dataset.train_split else sampler(eval_split),
+        # Data-parallel training splits a stream between the ranks; evaluation (rank 0 alone)
+        # still reads it whole, through sample_batch.
+        rank_sampler=train.shard if isinstance(train, StreamSampler) else None,
         output_attr="logits",
         positions_per_input=task_config.max_seq_len,
         eval_metrics=lm_eval_metrics,

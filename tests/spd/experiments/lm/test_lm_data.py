@@ -95,3 +95,32 @@ def test_stream_without_shuffling_reads_the_documents_in_order(corpus_files, tok
     sampler = streaming_sampler(corpus_files, tokenizer, shuffle_buffer=1)
     batch = sampler(2, torch.Generator().manual_seed(0))
     assert batch.flatten().tolist() == packed_corpus(corpus_files, tokenizer, "validation")[:32]
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_read_disjoint_shares_of_the_stream_that_cover_it(corpus_files, tokenizer, world_size):
+    sampler = streaming_sampler(corpus_files, tokenizer, shuffle_buffer=8)
+    start = StreamPosition(0, 0)
+    whole = [document["text"] for document in sampler.open(start)]
+    shares = [
+        [document["text"] for document in sampler.shard(rank, world_size).open(start)]
+        for rank in range(world_size)
+    ]
+    assert all(shares), [len(share) for share in shares]
+    assert sorted(text for share in shares for text in share) == sorted(whole)
+    # Every rank shuffles alike: a rank's share keeps the whole stream's order.
+    for share in shares:
+        assert share == [text for text in whole if text in set(share)]
+
+
+def test_a_rank_resumes_its_share_of_the_stream_from_its_generator(corpus_files, tokenizer):
+    share = streaming_sampler(corpus_files, tokenizer, shuffle_buffer=8).shard(1, 2)
+    generator = torch.Generator().manual_seed(0)
+    batches, states = [], []
+    for _ in range(8):
+        states.append(generator.get_state())
+        batches.append(share(4, generator))
+    fresh = streaming_sampler(corpus_files, tokenizer, shuffle_buffer=8).shard(1, 2)
+    resumed = torch.Generator()
+    resumed.set_state(states[5])
+    assert all(torch.equal(fresh(4, resumed), expected) for expected in batches[5:])

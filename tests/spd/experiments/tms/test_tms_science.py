@@ -68,11 +68,9 @@ def test_short_tms_5_2_id_decomposes_with_a_dense_identity(tmp_path):
     # third graph in a fresh checkout. Seed 0 reaches the answer at 1,500 steps and lr 5e-3 (so
     # does seed 2; seed 1 keeps a 6th component alive in linear2, error 0 everywhere), as at
     # 2,000 steps and the registry's lr 3e-3.
-    config = load_config(
-        "tms_5-2-id",
-        ["steps=1500", "lr=5e-3", "batch_size=2048", "eval_freq=1000", "image_freq=null",
-         "save_freq=null", "compile_step=false", "seed=0"],  # fmt: skip
-    )
+    overrides = ["steps=1500", "lr=5e-3", "batch_size=2048", "eval_freq=1000", "image_freq=null",
+                 "save_freq=null", "compile_step=false", "seed=0"]  # fmt: skip
+    config = load_config("tms_5-2-id", overrides)
     summary = run_decomposition(config, tmp_path, progress=False)
     assert_decomposed(summary, 5, ["linear1", "linear2"])
     identity = summary.modules["hidden_layers.0"]
