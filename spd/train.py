@@ -70,6 +70,7 @@ class Trainer:
             device,
         )
         self.guard = DivergenceGuard(device, grad_clipped=config.grad_clip_norm is not None)
+        self.reduce_buffer: torch.Tensor | None = None
         self.next_step = 0
         self.compiled_step_losses = (
             # dynamic: the number of rows changes from step to step (only non-trivial rows run)
@@ -196,7 +197,10 @@ class Trainer:
             noise = draw_loss_noise(self.model, data, config, self.mask_generator)
             total, terms, ci_lower = self.compiled_step_losses(data, noise, p)
         fired = self.tracker.fired(ci_lower)
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.dp.distributed:
+            self.zero_reduce_buffer(len(terms) + len(fired))
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
         if self.dp.distributed:  # this rank's share of the whole step's losses
             total = total * data.share
             terms = {name: value * data.share for name, value in terms.items()}
@@ -211,24 +215,35 @@ class Trainer:
         self.guard.observe(step, terms)
         return terms
 
+    def zero_reduce_buffer(self, n_extra: int) -> None:
+        """Zero the buffer that one all-reduce per step sums (data parallel): every gradient is a
+        view into it, which backward accumulates into in place, followed by `n_extra` slots for
+        the logged terms and the firing flags. Gradients then take no second copy at the
+        all-reduce."""
+        n_grads = sum(p.numel() for p in self.params)
+        if self.reduce_buffer is None or len(self.reduce_buffer) != n_grads + n_extra:
+            self.reduce_buffer = torch.zeros(n_grads + n_extra, device=self.device)
+            views = self.reduce_buffer[:n_grads].split([p.numel() for p in self.params])
+            for param, view in zip(self.params, views, strict=True):
+                param.grad = view.view_as(param)
+        else:
+            self.reduce_buffer.zero_()
+
     def sum_over_ranks(
         self, terms: dict[str, torch.Tensor], fired: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Sum the gradients, the logged terms and the firing flags of every rank's part of the
-        step, in one all-reduce; the gradients are replaced by their sums in place."""
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
+        step, in one all-reduce of the buffer that holds the gradients (zero_reduce_buffer)."""
+        buffer = self.reduce_buffer
+        assert buffer is not None, "zero_reduce_buffer comes first"
         names = list(terms)
-        flat = torch.cat([
-            *(g.reshape(-1) for g in grads),
-            torch.stack([terms[name].float() for name in names]),
-            fired.float(),
-        ])
-        self.dp.all_reduce_sum(flat)
-        sizes = [g.numel() for g in grads] + [len(names), len(fired)]
-        *grad_sums, term_sums, fired_sums = flat.split(sizes)
-        for param, grad_sum in zip(self.params, grad_sums, strict=True):
-            param.grad = grad_sum.view_as(param)
-        return dict(zip(names, term_sums, strict=True)), fired_sums > 0
+        n_grads = len(buffer) - len(names) - len(fired)
+        term_sums, fired_sums = buffer[n_grads:].split([len(names), len(fired)])
+        term_sums.copy_(torch.stack([terms[name].float() for name in names]))
+        fired_sums.copy_(fired)
+        self.dp.all_reduce_sum(buffer)
+        # Copies: the buffer is zeroed next step, and the terms may be read later (guard, bar).
+        return dict(zip(names, term_sums.clone(), strict=True)), fired_sums > 0
 
     def run(
         self,
