@@ -23,6 +23,7 @@ resid_mlp1 at about 8.9 steps/s, on 2 CPU threads of this machine kind.
 """
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -40,8 +41,10 @@ from spd.train import Trainer
 
 experiment, path, bf16, threads, warmup, n_steps, research_c, target_file = sys.argv[1:9]
 count_matmuls = sys.argv[9] == "1"
+sampler = sys.argv[10]
 torch.set_num_threads(int(threads))
-overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}", f"compile_step={path == 'step'}"]
+overrides = [f"autocast_bf16={bf16 == '1'}", f"compile={path == 'compiled'}", f"compile_step={path == 'step'}",
+             f"task_config.sampler={sampler}"]
 if research_c == "1":
     overrides.append("target_module_patterns=[[layers.*.mlp_in, 500], [layers.*.mlp_out, 500]]")
 config = load_config(experiment, overrides)
@@ -103,6 +106,7 @@ def measure(
     threads: int,
     research_c: bool,
     count_matmuls: bool,
+    sampler: str,
     env: dict[str, str],
 ) -> dict:
     warmup, n_steps = STEPS.get(experiment, (5, 200))
@@ -117,6 +121,7 @@ def measure(
             "1" if research_c else "0",
             os.path.join(tmp, "target.pt"),
             "1" if count_matmuls else "0",
+            sampler,
         ]
         out = subprocess.run(
             [sys.executable, "-c", MEASURE, *args],
@@ -147,25 +152,33 @@ def main() -> None:
         help="also profile the CPU time per step spent in matrix multiplications (on CPU): the "
         "part of the step that fusing and skipping work cannot shrink",
     )
+    parser.add_argument(
+        "--samplers",
+        default="every_entry",
+        help="comma-separated task_config.sampler values: every_entry (the configs' default) "
+        "and/or active_entries (the same data distribution from fewer random numbers; other "
+        "batches, so other losses)",
+    )
     args = parser.parse_args()
     env = dict(os.environ)
     print(
-        f"{'experiment':<11} {'path':<10} {'precision':<10} {'steps/s':>8} {'s/step':>7} "
+        f"{'experiment':<11} {'path':<10} {'precision':<10} {'sampler':<14} {'steps/s':>8} {'s/step':>7} "
         f"{'peak MiB':>9} {'warm-up s':>9} {'loss':>12} {'GFLOP':>6} {'bound ms':>8} "
         f"{'matmul ms':>9}  device"
     )
     for experiment in args.experiments.split(","):
         for precision in args.precisions.split(","):
-            for path in args.paths.split(","):
+            for path, sampler in itertools.product(args.paths.split(","), args.samplers.split(",")):
                 research_c = experiment == "resid_mlp3" and not args.config_c
                 r = measure(
                     experiment, path, precision == "bf16", args.threads, research_c,
-                    args.matmuls, env,
+                    args.matmuls, sampler, env,
                 )
                 matmul_ms = "-" if r["matmul_ms"] is None else f"{r['matmul_ms']:.1f}"
                 bound_ms = 1e3 * r["matmul_gflop"] / (CPU_GFLOPS_PER_THREAD * args.threads)
                 print(
-                    f"{experiment:<11} {path:<10} {precision:<10} {r['steps_per_s']:>8.2f} "
+                    f"{experiment:<11} {path:<10} {precision:<10} {sampler:<14} "
+                    f"{r['steps_per_s']:>8.2f} "
                     f"{1 / r['steps_per_s']:>7.2f} {r['peak_mib']:>9.0f} {r['warmup_s']:>9.1f} "
                     f"{r['loss']:>12.6g} {r['matmul_gflop']:>6.2f} {bound_ms:>8.1f} "
                     f"{matmul_ms:>9}  {r['device']}",

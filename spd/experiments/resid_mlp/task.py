@@ -51,4 +51,5 @@ def build_resid_mlp_task(
         task_config.data_generation_type,
         VALUE_RANGE,
         device,
+        task_config.sampler,
     )

@@ -3,9 +3,14 @@ it is trained, and the data it is decomposed on."""
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
-from spd.experiments.tms.task_config import DataGenerationType
+from spd.experiments.tms.task_config import (
+    SAMPLER_DESCRIPTION,
+    DataGenerationType,
+    FeatureSampler,
+    check_sampler,
+)
 from spd.strict_model import StrictModel
 
 
@@ -35,3 +40,9 @@ class ResidMLPTaskConfig(StrictModel):
     target: ResidMLPTargetConfig
     feature_probability: float = Field(gt=0, le=1)
     data_generation_type: DataGenerationType = "at_least_zero_active"
+    sampler: FeatureSampler = Field("every_entry", description=SAMPLER_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _sampler_fits_the_data(self) -> "ResidMLPTaskConfig":
+        check_sampler(self.sampler, self.data_generation_type)
+        return self

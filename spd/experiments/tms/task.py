@@ -51,4 +51,5 @@ def build_tms_task(
         task_config.data_generation_type,
         (0.0, 1.0),
         device,
+        task_config.sampler,
     )

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from spd.strict_model import StrictModel
 
@@ -14,6 +14,26 @@ DataGenerationType = Literal[
     "exactly_four_active",
     "exactly_five_active",
 ]
+
+FeatureSampler = Literal["every_entry", "active_entries"]
+"""How a batch of sparse features is drawn (spd.sparse_features): "every_entry", two uniforms per
+entry (the stream every run so far used); "active_entries", the same distribution from random
+numbers for the active entries only (faster at low feature probability, at_least_zero_active
+only). The two give different batches from one seed."""
+
+SAMPLER_DESCRIPTION = (
+    "every_entry: two uniforms per entry (the original stream); active_entries: the same "
+    "distribution from random numbers for the active entries only (at_least_zero_active only; "
+    "faster at low feature_probability, different batches from the same seed)"
+)
+
+
+def check_sampler(sampler: FeatureSampler, data_generation_type: DataGenerationType) -> None:
+    if sampler == "active_entries" and data_generation_type != "at_least_zero_active":
+        raise ValueError(
+            f"sampler active_entries draws at_least_zero_active data only, not "
+            f"{data_generation_type}: use sampler every_entry"
+        )
 
 
 class TMSTargetConfig(StrictModel):
@@ -38,3 +58,9 @@ class TMSTaskConfig(StrictModel):
     target: TMSTargetConfig
     feature_probability: float = Field(gt=0, le=1)
     data_generation_type: DataGenerationType = "at_least_zero_active"
+    sampler: FeatureSampler = Field("every_entry", description=SAMPLER_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _sampler_fits_the_data(self) -> "TMSTaskConfig":
+        check_sampler(self.sampler, self.data_generation_type)
+        return self
