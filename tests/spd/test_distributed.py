@@ -68,6 +68,18 @@ def test_two_ranks_compute_what_one_process_computes(experiment, tmp_path):
         assert {k: modules_two[path][k] for k in numbers} == pytest.approx(numbers, rel=TOLERANCE)
 
 
+
+@pytest.mark.slow  # a cold compile in each of three processes: about 50 s here
+def test_two_ranks_with_a_compiled_step_compute_what_one_process_computes(tmp_path):
+    """compile_step under data parallel: the all-reduce runs after the compiled step, and backward
+    accumulates into the gradients' views of the all-reduce buffer (spd.train)."""
+    overrides = [o for o in SHORT_RUN if o != "compile_step=false"] + ["compile_step=true"]
+    run_decomposition(load_config("tms_5-2", overrides), tmp_path / "one", progress=False)
+    result = decompose(["tms_5-2", "--nproc", "2", "--out", str(tmp_path / "two"), "--quiet",
+                        *set_flags(overrides)])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
 def test_a_killed_rank_stops_the_run_and_a_rerun_resumes_to_the_same_result(tmp_path):
     """Rank 1 is killed right after the first checkpoint, with most of the run still to go: the
     launcher stops rank 0 and says so in one line; the same command resumes from the checkpoint
