@@ -89,7 +89,9 @@ def measure(experiment: str, nproc: int, threads: int, warmup: int, steps: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--experiments", default="resid_mlp1,resid_mlp3")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="threads in all (default: this machine's cores)")
