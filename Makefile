@@ -1,9 +1,12 @@
 # Two commands matter: `make demo` and `make test`. Both create .venv when it is missing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Packages install with uv (itself from pip): the dependencies take seconds instead of a minute,
-# which `make test`'s 10 minutes in a fresh clone need. The venv keeps pip (the packaging test uses it).
-UV := $(PY) -m uv pip install -q --python $(PY)
+# Packages install with uv (itself from pip): 46 s instead of pip's 100, which `make test`'s
+# 10 minutes in a fresh clone need. --compile-bytecode, as pip does: where PYTHONDONTWRITEBYTECODE
+# is set (as here), nothing writes .pyc files later, and every process of the suite would compile
+# torch's and sympy's sources on import (seconds each). The venv keeps pip (the packaging test
+# uses it).
+UV := $(PY) -m uv pip install -q --compile-bytecode --python $(PY)
 # torch first, pinned: this version's CPU wheel, where it lies on disk (uv does not look there by
 # itself); elsewhere the same version from the index. An unpinned torch pulls a CUDA build.
 TORCH := $(or $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl)),torch==2.13.0)
