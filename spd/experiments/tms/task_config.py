@@ -16,10 +16,7 @@ DataGenerationType = Literal[
 ]
 
 FeatureSampler = Literal["every_entry", "active_entries"]
-"""How a batch of sparse features is drawn (spd.sparse_features): "every_entry", two uniforms per
-entry (the stream every run so far used); "active_entries", the same distribution from random
-numbers for the active entries only (faster at low feature probability, at_least_zero_active
-only). The two give different batches from one seed."""
+"""How a batch of sparse features is drawn (spd.sparse_features); see SAMPLER_DESCRIPTION."""
 
 SAMPLER_DESCRIPTION = (
     "every_entry: two uniforms per entry (the original stream); active_entries: the same "
